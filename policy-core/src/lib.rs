@@ -1,0 +1,31 @@
+//! Policy engine of spank-guard: the Environment Guard (tiers, access, time
+//! windows, approvals) and the Apptainer container rules, with no Slurm
+//! dependency. The SPANK plugin, `guardctl` and the C ABI all call
+//! [`evaluate`], so every enforcement point reaches the same decision.
+
+#![deny(unsafe_code)]
+
+pub mod audit;
+pub mod binds;
+pub mod decision;
+pub mod digest;
+mod eval;
+#[allow(unsafe_code, reason = "the C ABI needs raw pointers; every block has a SAFETY line")]
+pub mod ffi;
+pub mod flags;
+pub mod glob;
+pub mod hostlist;
+pub mod paths;
+pub mod policy;
+pub mod request;
+pub mod rules;
+pub mod ticket;
+pub mod window;
+
+pub use decision::{ContainerLaunch, Decision, Effects, Mode, Outcome, Reason, TicketSummary};
+pub use eval::evaluate;
+pub use policy::{LoadError, Policy};
+pub use request::{Context, GuardOptions, Request};
+
+/// Version of this library, as in `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
