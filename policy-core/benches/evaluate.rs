@@ -1,0 +1,2 @@
+//! Evaluation benchmarks; filled in once the evaluator lands.
+fn main() {}
