@@ -1,0 +1,101 @@
+//! Rules `environment.unknown`, `environment.access`, `environment.window` and
+//! `environment.node`.
+
+use jiff::Timestamp;
+
+use crate::decision::Reason;
+use crate::policy::model::Environment;
+use crate::policy::Policy;
+use crate::request::Request;
+use crate::rules;
+
+use super::{quoted_names, reason, EnvironmentSource, RequestedEnvironment};
+
+/// Names listed in a message before "and N more".
+const LIST_LIMIT: usize = 8;
+
+pub(super) fn unknown(policy: &Policy, requested: &RequestedEnvironment<'_>) -> Reason {
+    let name = requested.name.unwrap_or(policy.default_environment());
+    let source = match requested.source {
+        EnvironmentSource::Option => "`--guard-env`",
+        EnvironmentSource::Variable => "`HOS_ENV`",
+        EnvironmentSource::Default => "`default_environment`",
+    };
+    let aliases: Vec<&str> =
+        policy.environments.iter().flat_map(|environment| environment.aliases.iter().map(String::as_str)).collect();
+    let mut message = format!(
+        "environment `{name}` (from {source}) is not defined; use one of {}",
+        quoted_names(policy.environments.iter().map(|environment| environment.name.as_str()), LIST_LIMIT)
+    );
+    if !aliases.is_empty() {
+        message.push_str(&format!(" or an alias ({})", quoted_names(aliases.into_iter(), LIST_LIMIT)));
+    }
+    reason(rules::ENVIRONMENT_UNKNOWN, message)
+}
+
+pub(super) fn check(
+    policy: &Policy,
+    environment: &Environment,
+    request: &Request,
+    now: Timestamp,
+    reasons: &mut Vec<Reason>,
+) {
+    if let Some(allow) = &environment.allow {
+        let permitted =
+            allow.users.contains(&request.user) || request.groups.iter().any(|group| allow.groups.contains(group));
+        if !permitted {
+            let mut users: Vec<&str> = allow.users.iter().map(String::as_str).collect();
+            let mut groups: Vec<&str> = allow.groups.iter().map(String::as_str).collect();
+            users.sort_unstable();
+            groups.sort_unstable();
+            reasons.push(reason(
+                rules::ENVIRONMENT_ACCESS,
+                format!(
+                    "user `{}` is not allowed in environment `{}`; allowed users: {}; allowed groups: {}",
+                    request.user,
+                    environment.name,
+                    quoted_names(users.into_iter(), LIST_LIMIT),
+                    quoted_names(groups.into_iter(), LIST_LIMIT)
+                ),
+            ));
+        }
+    }
+
+    if !environment.windows.is_empty() {
+        let windows = environment.windows.iter().filter_map(|&position| policy.windows.get(position));
+        let open = windows.clone().any(|named| named.window.contains(now));
+        if !open {
+            let described: Vec<String> =
+                windows.clone().map(|named| format!("`{}` ({})", named.name, named.description)).collect();
+            let next = windows.filter_map(|named| named.window.next_open(now)).min();
+            let hint = match next {
+                Some(next) => format!("; next opening {}", next.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                None => String::new(),
+            };
+            reasons.push(reason(
+                rules::ENVIRONMENT_WINDOW,
+                format!(
+                    "environment `{}` is outside its time windows at {}: {}{hint}",
+                    environment.name,
+                    now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    described.join(", ")
+                ),
+            ));
+        }
+    }
+
+    // Before a job has a node (at submit) the node rule cannot be decided; the
+    // node checks it again when the step starts.
+    if let (Some(patterns), Some(node)) = (&environment.nodes, request.node.as_deref()) {
+        if !patterns.iter().any(|(_, pattern)| pattern.matches(node)) {
+            reasons.push(reason(
+                rules::ENVIRONMENT_NODE,
+                format!(
+                    "node `{node}` is not allowed for environment `{}`; allowed nodes: {}",
+                    environment.name,
+                    quoted_names(patterns.iter().map(|(text, _)| text.as_str()), LIST_LIMIT)
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Evaluation of a request against a policy. Every rule family runs (a failing
+//! rule does not stop the others) so that the user sees every problem at once.
+//! Rule families live in submodules: `environment` (unknown, access, window,
+//! node), `approval` (justification, ticket), `container` (required, image,
+//! bind, flag, runtime) and `variables` (deny list and `env.set`).
+
+mod approval;
+mod container;
+mod environment;
+mod variables;
+
+use jiff::Timestamp;
+
+use crate::decision::{Decision, Effects, Mode, Outcome, Reason};
+use crate::policy::Policy;
+use crate::request::Request;
+
+/// Name of the job environment variable that carries the correlation id.
+pub const CORRELATION_ID_VARIABLE: &str = "HOS_CORRELATION_ID";
+/// Job environment variable naming the environment when `--guard-env` is not given.
+pub const ENVIRONMENT_VARIABLE: &str = "HOS_ENV";
+/// Job environment variable holding the justification when `--guard-justification` is not given.
+pub const JUSTIFICATION_VARIABLE: &str = "HOS_JUSTIFICATION";
+/// Job environment variable holding the ticket when `--guard-ticket` is not given.
+pub const TICKET_VARIABLE: &str = "HOS_APPROVAL_TICKET";
+
+/// Longest correlation id accepted from the job environment.
+const MAX_CORRELATION_ID_LEN: usize = 128;
+
+/// Evaluates `request` against `policy` at time `now`. Never panics; returns
+/// every failing rule. A deny carries empty effects; `would_deny` (audit
+/// mode) carries the effects of the rules that passed.
+pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision {
+    let correlation_id = correlation_id(request, now);
+    let mut reasons: Vec<Reason> = Vec::new();
+    let mut effects = Effects::default();
+    let mut ticket = None;
+    let mut mode = policy.mode();
+    let mut resolved = None;
+
+    let requested = requested_environment(request);
+    let found = match requested.name {
+        Some(name) => policy.find_environment(name),
+        None => policy.find_environment(policy.default_environment()),
+    };
+    match found {
+        None => reasons.push(environment::unknown(policy, &requested)),
+        Some((_, environment)) => {
+            mode = environment.mode.unwrap_or(policy.mode());
+            resolved = Some((environment.name.clone(), environment.risk));
+
+            environment::check(policy, environment, request, now, &mut reasons);
+            ticket = approval::check(policy, environment, request, now, &mut reasons);
+            container::check(policy, environment, request, &mut reasons, &mut effects);
+            variables::set(environment, request, &correlation_id, &mut effects);
+        }
+    }
+    variables::deny(policy, request, &mut reasons, &mut effects);
+    effects.unset.sort_unstable();
+    effects.unset.dedup();
+
+    let outcome = match (reasons.is_empty(), mode) {
+        // Every rule passed.
+        (true, _) => Outcome::Allow,
+        // A rule failed and the policy enforces: nothing of the request applies.
+        (false, Mode::Enforce) => Outcome::Deny,
+        // A rule failed in audit mode: the step runs with the passing rules' effects.
+        (false, Mode::Audit) => Outcome::WouldDeny,
+    };
+    if outcome == Outcome::Deny {
+        effects = Effects::default();
+    }
+
+    let (environment, risk) = match resolved {
+        Some((name, risk)) => (Some(name), Some(risk)),
+        None => (None, None),
+    };
+    Decision {
+        outcome,
+        environment,
+        risk,
+        mode,
+        reasons,
+        effects,
+        correlation_id,
+        ticket,
+        policy_sha256: policy.sha256().to_owned(),
+    }
+}
+
+/// Where the requested environment name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EnvironmentSource {
+    Option,
+    Variable,
+    Default,
+}
+
+/// The environment name a request asks for; `name` is `None` for the default.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestedEnvironment<'a> {
+    pub name: Option<&'a str>,
+    pub source: EnvironmentSource,
+}
+
+/// Picks `--guard-env`, else `HOS_ENV`, else the default environment. Empty
+/// values count as not given.
+pub(crate) fn requested_environment(request: &Request) -> RequestedEnvironment<'_> {
+    if let Some(name) = request.options.env.as_deref().filter(|name| !name.is_empty()) {
+        return RequestedEnvironment { name: Some(name), source: EnvironmentSource::Option };
+    }
+    if let Some(name) = request.env.get(ENVIRONMENT_VARIABLE).map(String::as_str).filter(|name| !name.is_empty()) {
+        return RequestedEnvironment { name: Some(name), source: EnvironmentSource::Variable };
+    }
+    RequestedEnvironment { name: None, source: EnvironmentSource::Default }
+}
+
+/// Returns the correlation id of a request: `HOS_CORRELATION_ID` from the job
+/// environment when it is 1 to 128 characters of `A-Z a-z 0-9 . _ : -`, else
+/// `<cluster>-<job id>`, and before a job id exists (at submit)
+/// `<cluster>-submit-<uid>-<unix seconds>`. An empty cluster name is written
+/// as `cluster`.
+pub fn correlation_id(request: &Request, now: Timestamp) -> String {
+    if let Some(given) = request.env.get(CORRELATION_ID_VARIABLE) {
+        if is_valid_correlation_id(given) {
+            return given.clone();
+        }
+    }
+    let cluster = if request.cluster.is_empty() { "cluster" } else { request.cluster.as_str() };
+    match request.job_id {
+        Some(job_id) => format!("{cluster}-{job_id}"),
+        None => format!("{cluster}-submit-{}-{}", request.uid, now.as_second()),
+    }
+}
+
+/// Returns true for 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+pub fn is_valid_correlation_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_CORRELATION_ID_LEN
+        && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Returns an option value, else the job environment variable, ignoring empty values.
+pub(crate) fn option_or_variable<'a>(option: Option<&'a str>, request: &'a Request, variable: &str) -> Option<&'a str> {
+    option
+        .filter(|value| !value.is_empty())
+        .or_else(|| request.env.get(variable).map(String::as_str).filter(|value| !value.is_empty()))
+}
+
+/// Formats up to `limit` names as `` `a`, `b` `` and says how many were left out.
+pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0usize;
+    for name in names {
+        if count < limit {
+            if count > 0 {
+                out.push_str(", ");
+            }
+            out.push('`');
+            out.push_str(name);
+            out.push('`');
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return "(none)".to_owned();
+    }
+    if count > limit {
+        out.push_str(&format!(" and {} more", count - limit));
+    }
+    out
+}
+
+pub(crate) fn reason(rule: &str, message: String) -> Reason {
+    Reason { rule: rule.to_owned(), message }
+}

@@ -1,0 +1,286 @@
+//! The compiled policy: cross-references resolved to indexes, globs, node
+//! patterns, windows and keys prepared at load time so that evaluation does
+//! no parsing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use crate::binds::BindSpec;
+use crate::decision::Mode;
+use crate::glob::glob_match;
+use crate::hostlist::NodePattern;
+use crate::window::Window;
+
+/// One environment (tier) after compilation.
+#[derive(Debug)]
+pub struct Environment {
+    /// Canonical name as written in the policy.
+    pub name: String,
+    pub risk: u32,
+    pub aliases: Vec<String>,
+    pub mode: Option<Mode>,
+    pub allow: Option<Allow>,
+    /// Indexes into [`super::Policy::windows`].
+    pub windows: Vec<usize>,
+    /// Node patterns with their source text; `None` means every node.
+    pub nodes: Option<Vec<(String, NodePattern)>>,
+    pub justification_min_chars: u32,
+    pub ticket_required: bool,
+    /// `None`: the environment allows no container.
+    pub container: Option<EnvironmentContainer>,
+    /// Global `env.set` merged with the environment's own, the environment winning.
+    pub set: Vec<(String, Template)>,
+}
+
+/// Users and groups allowed into an environment.
+#[derive(Debug)]
+pub struct Allow {
+    pub users: HashSet<String>,
+    pub groups: HashSet<String>,
+}
+
+/// Container rules of one environment, with the global binds and user flags
+/// filled in where the environment does not override them.
+#[derive(Debug)]
+pub struct EnvironmentContainer {
+    pub required: bool,
+    /// Indexes into [`super::Policy::image_sets`].
+    pub image_sets: Vec<usize>,
+    pub binds: Binds,
+    pub user_flags: Vec<String>,
+}
+
+/// Allowed bind roots and default binds.
+#[derive(Debug, Clone, Default)]
+pub struct Binds {
+    pub allow: Vec<BindRoot>,
+    pub default: Vec<BindSpec>,
+}
+
+/// An allowed bind root: as configured, and canonicalised at load time when it
+/// exists. A root that does not exist stays as written, which can only match
+/// less: canonical sources never contain symlinks.
+#[derive(Debug, Clone)]
+pub struct BindRoot {
+    pub configured: String,
+    pub canonical: PathBuf,
+}
+
+/// A named time window.
+#[derive(Debug)]
+pub struct NamedWindow {
+    pub name: String,
+    pub window: Window,
+    /// Short human description like `mon-fri 08:00-18:00 Europe/London`.
+    pub description: String,
+}
+
+/// One image entry.
+#[derive(Debug)]
+pub struct ImageEntry {
+    /// Pattern as configured.
+    pub configured: String,
+    /// Pattern with its literal directory prefix canonicalised.
+    pub pattern: String,
+    /// Lowercase hex digest.
+    pub sha256: Option<String>,
+}
+
+/// An image set, indexed so that a lookup does not scan every entry: exact
+/// paths by path, globs with a literal directory by that directory, and the
+/// remaining globs (with `*` in a directory component) in a list.
+#[derive(Debug)]
+pub struct ImageSet {
+    pub name: String,
+    pub entries: Vec<ImageEntry>,
+    exact: HashMap<String, Vec<usize>>,
+    by_directory: HashMap<String, Vec<usize>>,
+    other: Vec<usize>,
+}
+
+impl ImageSet {
+    pub fn new(name: String, entries: Vec<ImageEntry>) -> ImageSet {
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_directory: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut other = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            let (directory, file) = split_parent(&entry.pattern);
+            if !entry.pattern.contains('*') {
+                exact.entry(entry.pattern.clone()).or_default().push(position);
+            } else if !directory.contains('*') && !file.is_empty() {
+                by_directory.entry(directory.to_owned()).or_default().push(position);
+            } else {
+                other.push(position);
+            }
+        }
+        ImageSet { name, entries, exact, by_directory, other }
+    }
+
+    /// Calls `found` with every entry whose pattern matches the canonical `path`.
+    pub fn for_each_match<'a>(&'a self, path: &str, mut found: impl FnMut(&'a ImageEntry)) {
+        let mut report = |position: usize| {
+            if let Some(entry) = self.entries.get(position) {
+                found(entry);
+            }
+        };
+        if let Some(positions) = self.exact.get(path) {
+            positions.iter().for_each(|&position| report(position));
+        }
+        let (directory, _) = split_parent(path);
+        if let Some(positions) = self.by_directory.get(directory) {
+            for &position in positions {
+                if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
+                    report(position);
+                }
+            }
+        }
+        for &position in &self.other {
+            if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
+                report(position);
+            }
+        }
+    }
+}
+
+/// Splits `/a/b/c` into (`/a/b`, `c`); a path without `/` has an empty directory.
+pub fn split_parent(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(cut) => (path.get(..cut).unwrap_or(""), path.get(cut + 1..).unwrap_or("")),
+        None => ("", path),
+    }
+}
+
+/// The environment deny list: exact names in a set, globs in a list.
+#[derive(Debug, Default)]
+pub struct DenyList {
+    pub exact: HashSet<String>,
+    pub globs: Vec<String>,
+}
+
+impl DenyList {
+    /// Returns true when `name` is denied, directly or through the
+    /// `APPTAINERENV_`/`SINGULARITYENV_` prefixes that Apptainer strips.
+    pub fn denies(&self, name: &str) -> bool {
+        if self.matches(name) {
+            return true;
+        }
+        ["APPTAINERENV_", "SINGULARITYENV_"]
+            .iter()
+            .filter_map(|prefix| name.strip_prefix(prefix))
+            .any(|inner| self.matches(inner))
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.exact.contains(name) || self.globs.iter().any(|pattern| glob_match(pattern, name))
+    }
+}
+
+/// A value of `env.set` split into literal text and placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub parts: Vec<TemplatePart>,
+}
+
+/// One piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Literal(String),
+    Environment,
+    Risk,
+    CorrelationId,
+    JobId,
+}
+
+impl Template {
+    /// Parses `{environment}`, `{risk}`, `{correlation_id}` and `{job_id}`;
+    /// any other `{` ... `}` is an error naming it.
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let literal = rest.get(..open).unwrap_or("");
+            if !literal.is_empty() {
+                parts.push(TemplatePart::Literal(literal.to_owned()));
+            }
+            let after = rest.get(open..).unwrap_or("");
+            let Some(close) = after.find('}') else {
+                return Err(format!(
+                    "unclosed placeholder in `{text}`; expected one of {{environment}}, {{risk}}, {{correlation_id}}, {{job_id}}"
+                ));
+            };
+            let placeholder = after.get(..=close).unwrap_or("");
+            parts.push(match placeholder {
+                "{environment}" => TemplatePart::Environment,
+                "{risk}" => TemplatePart::Risk,
+                "{correlation_id}" => TemplatePart::CorrelationId,
+                "{job_id}" => TemplatePart::JobId,
+                other => {
+                    return Err(format!(
+                        "unknown placeholder `{other}`; expected one of {{environment}}, {{risk}}, {{correlation_id}}, {{job_id}}"
+                    ))
+                }
+            });
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Literal(rest.to_owned()));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Substitutes the placeholders.
+    pub fn render(&self, environment: &str, risk: u32, correlation_id: &str, job_id: Option<u32>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(text) => out.push_str(text),
+                TemplatePart::Environment => out.push_str(environment),
+                TemplatePart::Risk => out.push_str(&risk.to_string()),
+                TemplatePart::CorrelationId => out.push_str(correlation_id),
+                TemplatePart::JobId => {
+                    if let Some(job_id) = job_id {
+                        out.push_str(&job_id.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_substitutes_every_placeholder() {
+        let template = Template::parse("{environment}/{risk}/{correlation_id}/{job_id}!").unwrap();
+        assert_eq!(template.render("prod", 10, "c-1", Some(7)), "prod/10/c-1/7!");
+        assert_eq!(template.render("prod", 10, "c-1", None), "prod/10/c-1/!");
+    }
+
+    #[test]
+    fn template_rejects_unknown_placeholder() {
+        assert_eq!(
+            Template::parse("x{user}").unwrap_err(),
+            "unknown placeholder `{user}`; expected one of {environment}, {risk}, {correlation_id}, {job_id}"
+        );
+    }
+
+    #[test]
+    fn split_parent_cases() {
+        assert_eq!(split_parent("/a/b.sif"), ("/a", "b.sif"));
+        assert_eq!(split_parent("/b.sif"), ("", "b.sif"));
+        assert_eq!(split_parent("b"), ("", "b"));
+    }
+
+    #[test]
+    fn deny_list_matches_apptainerenv_prefix() {
+        let deny = DenyList { exact: ["LD_PRELOAD".to_owned()].into(), globs: vec!["PYTHON*".to_owned()] };
+        assert!(deny.denies("LD_PRELOAD"));
+        assert!(deny.denies("APPTAINERENV_LD_PRELOAD"));
+        assert!(deny.denies("SINGULARITYENV_PYTHONPATH"));
+        assert!(!deny.denies("LD_LIBRARY_PATH"));
+        assert!(!deny.denies("XAPPTAINERENV_LD_PRELOAD"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Exact texts of policy load errors: each names the JSON path, line and
+//! column and says what was expected.
+
+use policy_core::Policy;
+
+const EXAMPLE: &str = include_str!("../../examples/policy.json");
+
+fn load_error(source: &str) -> String {
+    Policy::from_slice(source.as_bytes(), "policy.json").unwrap_err().to_string()
+}
+
+#[test]
+fn example_policy_loads() {
+    let policy = Policy::from_slice(EXAMPLE.as_bytes(), "examples/policy.json").unwrap();
+    assert_eq!(policy.version(), 1);
+    assert_eq!(policy.default_environment(), "dev");
+    assert_eq!(policy.environment_names(), vec!["dev", "prod", "sandbox", "staging"]);
+    assert_eq!(policy.image_set_names(), vec!["approved", "community"]);
+    assert_eq!(policy.max_ttl_hours(), 24);
+    assert_eq!(policy.sha256().len(), 64);
+    assert_eq!(policy.resolve_environment("PRODUCTION"), Some("prod"));
+}
+
+#[test]
+fn unknown_top_level_field() {
+    let source = "{\n  \"version\": 1,\n  \"default_environment\": \"dev\",\n  \"environments\": {\"dev\": {\"risk\": 1}},\n  \"colour\": \"blue\"\n}";
+    assert_eq!(
+        load_error(source),
+        "policy.json:5:10: colour: unknown field `colour`, expected one of `version`, `mode`, `default_environment`, \
+         `environments`, `windows`, `images`, `container`, `env`, `approvals`, `audit`, `metrics`"
+    );
+}
+
+#[test]
+fn unknown_nested_field() {
+    let source = "{\"version\": 1, \"default_environment\": \"dev\",\n \"environments\": {\"dev\": {\"risk\": 1, \"riks\": 2}}}";
+    assert_eq!(
+        load_error(source),
+        "policy.json:2:43: environments.dev.riks: unknown field `riks`, expected one of `risk`, `aliases`, `mode`, \
+         `allow`, `windows`, `nodes`, `approval`, `container`, `env`"
+    );
+}
+
+#[test]
+fn wrong_type_names_path() {
+    let source = "{\"version\": 1, \"default_environment\": \"dev\",\n \"environments\": {\"dev\": {\"risk\": \"high\"}}}";
+    assert_eq!(
+        load_error(source),
+        "policy.json:2:40: environments.dev.risk: invalid type: string \"high\", expected u32"
+    );
+}
+
+#[test]
+fn syntax_error_has_position() {
+    assert_eq!(load_error("{\"version\": 1,,}"), "policy.json:1:15: key must be a string");
+}
+
+#[test]
+fn cross_reference_problems_are_all_reported() {
+    let source = r#"{
+  "version": 1,
+  "default_environment": "qa",
+  "environments": {
+    "dev": { "risk": 1, "aliases": ["Prod"] },
+    "prod": { "risk": 10, "windows": ["nightly"], "container": { "images": ["gold"] } }
+  },
+  "images": { "approved": [ { "path": "images/*.sif", "sha256": "abc" } ] },
+  "audit": { "path": "audit.jsonl" }
+}"#;
+    assert_eq!(
+        load_error(source),
+        [
+            "policy.json:3:26: default_environment: default environment `qa` is not defined; expected one of `dev`, `prod`",
+            "policy.json:5:37: environments.dev.aliases[0]: alias `Prod` is the name of environment `prod`; names and aliases must be unique, ignoring case",
+            "policy.json:6:39: environments.prod.windows[0]: unknown window `nightly`; expected one of (none defined)",
+            "policy.json:6:77: environments.prod.container.images[0]: unknown image set `gold`; expected one of `approved`",
+            "policy.json:8:39: images.approved[0].path: relative path `images/*.sif`; expected an absolute path starting with `/`",
+            "policy.json:8:65: images.approved[0].sha256: malformed sha256 `abc`; expected 64 hexadecimal characters",
+            "policy.json:9:22: audit.path: relative path `audit.jsonl`; expected an absolute path starting with `/`",
+        ]
+        .join("\n")
+    );
+}
