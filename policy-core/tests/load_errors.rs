@@ -1,6 +1,8 @@
 //! Exact texts of policy load errors: each names the JSON path, line and
 //! column and says what was expected.
 
+#![allow(clippy::unwrap_used, reason = "helpers outside #[test] functions fail the test by unwrapping")]
+
 use policy_core::Policy;
 
 const EXAMPLE: &str = include_str!("../../examples/policy.json");

@@ -5,7 +5,9 @@
 //! bind, flag, runtime) and `variables` (deny list and `env.set`).
 
 mod approval;
-mod container;
+pub(crate) use approval::justification;
+pub use container::{BATCH_STEP_ID, BIND_VARIABLES};
+pub(crate) mod container;
 mod environment;
 mod variables;
 
