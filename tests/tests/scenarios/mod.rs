@@ -1,0 +1,16 @@
+//! Every scenario, by name. Each returns `Err` with the command output that
+//! failed its check.
+
+mod basics;
+
+use cluster_tests::Cluster;
+
+/// A scenario runs on the shared cluster and reports the first failed check.
+pub type Scenario = fn(&mut Cluster) -> Result<(), String>;
+
+/// Returns every scenario with its test name.
+pub fn all() -> Vec<(String, Scenario)> {
+    let mut list: Vec<(&str, Scenario)> = Vec::new();
+    list.extend(basics::SCENARIOS);
+    list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()
+}
