@@ -184,9 +184,40 @@ impl BindSpec {
     }
 }
 
+/// Formats one `--bind` argument, `SRC:DST` or `SRC:DST:ro`, for the
+/// runtime's command line.
+///
+/// # Errors
+///
+/// Returns a message naming the path when a path contains a character that
+/// Apptainer's bind parser would split on or rewrite: `,`, `:`, `^`, `\`,
+/// or whitespace at either end, which it trims. A canonical path can contain
+/// them through a symbolic link even when the requested path does not.
+pub fn format_bind_argument(source: &str, destination: &str, mode: Option<BindMode>) -> Result<String, String> {
+    for path in [source, destination] {
+        if let Some(special) = path.chars().find(|c| matches!(c, ',' | ':' | '^' | '\\')) {
+            return Err(format!(
+                "path `{path}` contains `{special}`, which Apptainer's --bind parser treats specially; \
+                 rename the path or bind a parent directory"
+            ));
+        }
+        if path.trim() != path {
+            return Err(format!(
+                "path `{path}` starts or ends with whitespace, which Apptainer's --bind parser removes; \
+                 rename the path"
+            ));
+        }
+    }
+    let mut argument = format!("{source}:{destination}");
+    if mode == Some(BindMode::Ro) {
+        argument.push_str(":ro");
+    }
+    Ok(argument)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_bind_list, BindMode, BindSpec};
+    use super::{format_bind_argument, parse_bind_list, BindMode, BindSpec};
 
     fn bind(source: &str, destination: Option<&str>, mode: Option<BindMode>) -> BindSpec {
         BindSpec { source: source.to_string(), destination: destination.map(str::to_string), mode }
@@ -353,5 +384,39 @@ mod tests {
     fn mode_names() {
         assert_eq!(BindMode::Ro.as_str(), "ro");
         assert_eq!(BindMode::Rw.as_str(), "rw");
+    }
+
+    #[test]
+    fn bind_argument_forms() {
+        assert_eq!(format_bind_argument("/data/x", "/x", None), Ok("/data/x:/x".to_string()));
+        assert_eq!(format_bind_argument("/data/x", "/x", Some(BindMode::Rw)), Ok("/data/x:/x".to_string()));
+        assert_eq!(format_bind_argument("/data/x", "/x", Some(BindMode::Ro)), Ok("/data/x:/x:ro".to_string()));
+        assert_eq!(format_bind_argument("/my data", "/in here", None), Ok("/my data:/in here".to_string()));
+    }
+
+    #[test]
+    fn bind_argument_rejects_parser_characters() {
+        for (source, destination, special) in [
+            ("/data/a,b", "/x", ','),
+            ("/data/a:b", "/x", ':'),
+            ("/data/a^b", "/x", '^'),
+            ("/data/a\\b", "/x", '\\'),
+            ("/data", "/x,/etc", ','),
+        ] {
+            let path = if source.contains(special) { source } else { destination };
+            assert_eq!(
+                format_bind_argument(source, destination, None),
+                Err(format!(
+                    "path `{path}` contains `{special}`, which Apptainer's --bind parser treats specially; \
+                     rename the path or bind a parent directory"
+                ))
+            );
+        }
+        assert_eq!(
+            format_bind_argument("/data/x ", "/x", None),
+            Err("path `/data/x ` starts or ends with whitespace, which Apptainer's --bind parser removes; \
+                 rename the path"
+                .to_string())
+        );
     }
 }
