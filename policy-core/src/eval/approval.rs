@@ -61,7 +61,7 @@ pub(super) fn check(
     let claims = match verified {
         Ok(claims) => claims,
         Err(error) => {
-            reasons.push(reason(rules::APPROVAL_TICKET, format!("approval ticket rejected: {error}")));
+            reasons.push(reason(rules::APPROVAL_TICKET, error.to_string()));
             return None;
         }
     };
@@ -69,7 +69,7 @@ pub(super) fn check(
     names.push(environment.name.as_str());
     names.extend(environment.aliases.iter().map(String::as_str));
     if let Err(error) = ticket::check_binding(&claims, &request.user, &names, request.job_name.as_deref()) {
-        reasons.push(reason(rules::APPROVAL_TICKET, format!("approval ticket rejected: {error}")));
+        reasons.push(reason(rules::APPROVAL_TICKET, error.to_string()));
         return None;
     }
     Some(TicketSummary { kid: claims.kid, exp: claims.exp })

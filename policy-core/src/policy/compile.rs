@@ -70,6 +70,7 @@ pub fn compile(spec: PolicyFile, sha256: String) -> Result<Policy, Problems> {
 
     let context = Context {
         windows: &windows,
+        window_names: spec.windows.keys().collect(),
         image_sets: &image_sets,
         global_binds: &global_binds,
         global_user_flags: &container.user_flags,
@@ -132,6 +133,7 @@ pub fn compile(spec: PolicyFile, sha256: String) -> Result<Policy, Problems> {
 /// Global sections that environments refer to or inherit.
 struct Context<'a> {
     windows: &'a [NamedWindow],
+    window_names: Vec<&'a String>,
     image_sets: &'a [ImageSet],
     global_binds: &'a Binds,
     global_user_flags: &'a [String],
@@ -160,11 +162,13 @@ fn compile_environment(name: &str, spec: &EnvironmentSpec, context: &Context<'_>
     for (position, window_name) in spec.windows.iter().enumerate() {
         match context.windows.iter().position(|window| &window.name == window_name) {
             Some(found) => windows.push(found),
+            // The window exists but did not compile; its own problems are reported.
+            None if context.window_names.contains(&window_name) => {}
             None => problems.push((
                 format!("{base}.windows[{position}]"),
                 format!(
                     "unknown window `{window_name}`; expected one of {}",
-                    quoted_list(context.windows.iter().map(|window| window.name.as_str()))
+                    quoted_list(context.window_names.iter().map(|name| name.as_str()))
                 ),
             )),
         }
