@@ -228,11 +228,17 @@ impl Cluster {
     /// Writes a root-owned file readable by everyone (0644) inside the
     /// cluster directory, creating parent directories.
     pub fn write_root_file(&self, relative: &str, contents: &[u8]) -> Result<PathBuf, String> {
+        self.write_root_file_mode(relative, contents, 0o644)
+    }
+
+    /// Writes a root-owned file with `mode` inside the cluster directory,
+    /// creating parent directories.
+    pub fn write_root_file_mode(&self, relative: &str, contents: &[u8], mode: u32) -> Result<PathBuf, String> {
         let path = self.path(relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
         }
-        write_file(&path, contents, 0o644)?;
+        write_file(&path, contents, mode)?;
         Ok(path)
     }
 

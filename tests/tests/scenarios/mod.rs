@@ -2,6 +2,8 @@
 //! failed its check.
 
 mod basics;
+mod environments;
+mod support;
 
 use cluster_tests::Cluster;
 
@@ -12,5 +14,6 @@ pub type Scenario = fn(&mut Cluster) -> Result<(), String>;
 pub fn all() -> Vec<(String, Scenario)> {
     let mut list: Vec<(&str, Scenario)> = Vec::new();
     list.extend(basics::SCENARIOS);
+    list.extend(environments::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()
 }

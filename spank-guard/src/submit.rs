@@ -1,0 +1,130 @@
+//! The early check in srun, sbatch and salloc (local and allocator contexts).
+//!
+//! This check runs in the user's own process, so it is advisory: it gives
+//! the user the decision before anything is submitted, and the compute node
+//! enforces the same policy again. A deny makes the command exit non-zero
+//! without submitting the job.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use policy_core::{Context as RequestContext, Outcome};
+
+use crate::boundary::Status;
+use crate::config::{Config, OnPolicyError};
+use crate::facts::{self, Facts};
+use crate::loader::{self, LoadFailure};
+use crate::logging::PREFIX;
+use crate::spank::{self, LogLevel, Spank};
+use crate::{identity, options, report};
+
+static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
+
+fn config() -> MutexGuard<'static, Option<Config>> {
+    // A single assignment is the only update, so a poisoned lock is consistent.
+    CONFIG.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Local or allocator `init`: parses the plugstack arguments and registers
+/// the options (Slurm 22.05 ignores a static option table in sbatch and
+/// salloc, so registration is always dynamic).
+pub fn init(spank: &Spank, args: &[String]) -> Status {
+    let parsed = match Config::parse(args) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            spank::log(LogLevel::Error, &format!("{PREFIX}{error}"));
+            return Err(());
+        }
+    };
+    *config() = Some(parsed);
+
+    if let Err(error) = options::register_all(spank) {
+        spank::log(LogLevel::Error, &format!("{PREFIX}cannot register the --guard-* options: {error}"));
+        return Err(());
+    }
+    Ok(())
+}
+
+/// Local or allocator `init_post_opt`: evaluates the request of the
+/// submitting user after the command line was parsed.
+pub fn check(spank: &Spank) -> Status {
+    let Some(config) = config().clone() else {
+        // init failed and already reported why.
+        return Err(());
+    };
+
+    let policy = match loader::load(&config.policy, true) {
+        Ok(policy) => policy,
+        Err(LoadFailure::NotReadable) => {
+            tracing::trace!(
+                "policy file {} is not readable by this user; the compute node checks the job",
+                config.policy.display()
+            );
+            return Ok(());
+        }
+        Err(LoadFailure::Invalid(error)) => return policy_error(&config, &error),
+    };
+
+    let request = match gather(spank) {
+        Ok(request) => request,
+        Err(message) => {
+            spank::user_log(&format!("{PREFIX}{message}"));
+            return Err(());
+        }
+    };
+
+    let decision = policy_core::evaluate(&policy, &request, jiff::Timestamp::now());
+    for line in report::decision_lines(&decision) {
+        spank::user_log(&line);
+    }
+    match decision.outcome {
+        Outcome::Deny => Err(()),
+        Outcome::Allow | Outcome::WouldDeny => Ok(()),
+    }
+}
+
+fn policy_error(config: &Config, error: &policy_core::LoadError) -> Status {
+    match config.on_policy_error {
+        OnPolicyError::Deny => {
+            for line in report::policy_error_lines(error, None) {
+                spank::user_log(&line);
+            }
+            Err(())
+        }
+        OnPolicyError::Allow => {
+            for line in error.to_string().lines() {
+                spank::user_log(&format!("{PREFIX}warning: policy not loaded, on_policy_error=allow: {line}"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Gathers the submitting user's identity, options and environment.
+fn gather(spank: &Spank) -> Result<policy_core::Request, String> {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let identity = identity::resolve(uid, gid, &[])?;
+
+    let env_entries: Vec<Vec<u8>> = std::env::vars_os()
+        .map(|(name, value)| {
+            use std::os::unix::ffi::OsStrExt;
+            let mut entry = name.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            entry
+        })
+        .collect();
+    // srun provides the command in S_JOB_ARGV, and sbatch and salloc do not.
+    let argv = spank.argv().unwrap_or_default();
+
+    Ok(facts::request(Facts {
+        context: RequestContext::Submit,
+        identity,
+        options: options::current(),
+        env: facts::env_map(&env_entries),
+        argv,
+        job_id: None,
+        step_id: None,
+        node: None,
+    }))
+}
