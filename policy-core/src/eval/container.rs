@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::binds::{parse_bind_list, BindMode, BindSpec};
+use crate::binds::{format_bind_argument, parse_bind_list, BindMode, BindSpec};
 use crate::decision::{ContainerLaunch, Effects, Reason};
 use crate::flags::{check_flag, split_flag_list};
 use crate::paths::{canonicalize_abs, is_within};
@@ -317,15 +317,7 @@ fn check_bind(spec: &BindSpec, roots: Option<&[BindRoot]>) -> Result<String, Str
         }
         None => source.clone().into_owned(),
     };
-    // A `:` or `,` inside a path would change how the runtime splits the bind.
-    if source.contains([':', ',']) || destination.contains([':', ',']) {
-        return Err(format!("paths containing `:` or `,` cannot be bound (`{source}` to `{destination}`)"));
-    }
-    let mut bind = format!("{source}:{destination}");
-    if spec.mode == Some(BindMode::Ro) {
-        bind.push_str(":ro");
-    }
-    Ok(bind)
+    format_bind_argument(&source, &destination, spec.mode)
 }
 
 /// Formats a bind specification as the user wrote it.
