@@ -86,34 +86,41 @@ pub struct ImageEntry {
     pub sha256: Option<String>,
 }
 
-/// An image set, indexed so that a lookup does not scan every entry: exact
-/// paths by path, globs with a literal directory by that directory, and the
-/// remaining globs (with `*` in a directory component) in a list.
+/// An image set, indexed so that a lookup does not scan every entry. Because
+/// `*` never matches `/`, a matching path has the pattern's literal directory
+/// or literal file name, so entries are found by exact path, by literal
+/// directory (glob in the file name), by literal file name (glob in a
+/// directory), and only patterns with `*` in both are scanned, grouped by
+/// their number of components.
 #[derive(Debug)]
 pub struct ImageSet {
     pub name: String,
     pub entries: Vec<ImageEntry>,
     exact: HashMap<String, Vec<usize>>,
     by_directory: HashMap<String, Vec<usize>>,
-    other: Vec<usize>,
+    by_file_name: HashMap<String, Vec<usize>>,
+    by_depth: HashMap<usize, Vec<usize>>,
 }
 
 impl ImageSet {
     pub fn new(name: String, entries: Vec<ImageEntry>) -> ImageSet {
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_directory: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut other = Vec::new();
+        let mut by_file_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_depth: HashMap<usize, Vec<usize>> = HashMap::new();
         for (position, entry) in entries.iter().enumerate() {
             let (directory, file) = split_parent(&entry.pattern);
             if !entry.pattern.contains('*') {
                 exact.entry(entry.pattern.clone()).or_default().push(position);
-            } else if !directory.contains('*') && !file.is_empty() {
+            } else if !directory.contains('*') {
                 by_directory.entry(directory.to_owned()).or_default().push(position);
+            } else if !file.contains('*') {
+                by_file_name.entry(file.to_owned()).or_default().push(position);
             } else {
-                other.push(position);
+                by_depth.entry(depth(&entry.pattern)).or_default().push(position);
             }
         }
-        ImageSet { name, entries, exact, by_directory, other }
+        ImageSet { name, entries, exact, by_directory, by_file_name, by_depth }
     }
 
     /// Calls `found` with every entry whose pattern matches the canonical `path`.
@@ -126,20 +133,24 @@ impl ImageSet {
         if let Some(positions) = self.exact.get(path) {
             positions.iter().for_each(|&position| report(position));
         }
-        let (directory, _) = split_parent(path);
-        if let Some(positions) = self.by_directory.get(directory) {
-            for &position in positions {
-                if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
-                    report(position);
-                }
-            }
-        }
-        for &position in &self.other {
+        let (directory, file) = split_parent(path);
+        let candidates = [
+            self.by_directory.get(directory),
+            self.by_file_name.get(file),
+            self.by_depth.get(&depth(path)),
+        ];
+        for &position in candidates.into_iter().flatten().flatten() {
             if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
                 report(position);
             }
         }
     }
+}
+
+/// Returns the number of `/` in a path, which a glob and every path it
+/// matches share.
+fn depth(path: &str) -> usize {
+    path.bytes().filter(|&byte| byte == b'/').count()
 }
 
 /// Splits `/a/b/c` into (`/a/b`, `c`); a path without `/` has an empty directory.
@@ -265,6 +276,31 @@ mod tests {
             Template::parse("x{user}").unwrap_err(),
             "unknown placeholder `{user}`; expected one of {environment}, {risk}, {correlation_id}, {job_id}"
         );
+    }
+
+    fn set(patterns: &[&str]) -> ImageSet {
+        let entries = patterns
+            .iter()
+            .map(|pattern| ImageEntry { configured: (*pattern).to_owned(), pattern: (*pattern).to_owned(), sha256: None })
+            .collect();
+        ImageSet::new("test".to_owned(), entries)
+    }
+
+    fn matches(set: &ImageSet, path: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        set.for_each_match(path, |entry| found.push(entry.configured.clone()));
+        found
+    }
+
+    #[test]
+    fn image_set_finds_every_shape() {
+        let set = set(&["/i/a.sif", "/i/*.sif", "/*/a.sif", "/*/*.sif", "/x/*/*/b.sif", "/*/*/*.sif"]);
+        assert_eq!(matches(&set, "/i/a.sif"), vec!["/i/a.sif", "/i/*.sif", "/*/a.sif", "/*/*.sif"]);
+        assert_eq!(matches(&set, "/j/a.sif"), vec!["/*/a.sif", "/*/*.sif"]);
+        assert_eq!(matches(&set, "/x/y/z/b.sif"), vec!["/x/*/*/b.sif"]);
+        assert_eq!(matches(&set, "/x/y/b.sif"), vec!["/*/*/*.sif"]);
+        assert_eq!(matches(&set, "/i/sub/a.sif"), vec!["/*/*/*.sif"]);
+        assert_eq!(matches(&set, "/i/a.img"), Vec::<String>::new());
     }
 
     #[test]
