@@ -8,8 +8,10 @@
 //! - `images_10000/*`: a generated policy with one image set of 10,000
 //!   entries and a request for the image of the last entry. No entry pins a
 //!   sha256, so the image is canonicalised and checked but never hashed. The
-//!   three shapes exercise the three ways entries are looked up: exact paths,
-//!   globs in a literal directory, and globs with `*` in a directory.
+//!   four shapes exercise the four ways the loader indexes entries: exact
+//!   paths, globs in the file name under a literal directory, globs in a
+//!   directory with a literal file name, and globs in both, which are
+//!   matched one by one.
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "a benchmark fails loudly on setup errors")]
 
@@ -111,15 +113,17 @@ fn bench_images(criterion: &mut Criterion) {
     let root = directory.path().to_str().unwrap().to_owned();
     let last = IMAGE_ENTRIES - 1;
 
-    // The three lookup shapes: name, pattern of entry `index`, and the image
+    // The lookup shapes: name, pattern of entry `index`, and the image
     // path the request uses, which matches the last entry and is created on disk.
     let exact_path = |index: usize| format!("{root}/images/image-{index:05}.sif");
     let glob_in_directory = |index: usize| format!("{root}/team-{index:05}/*.sif");
     let glob_in_path = |index: usize| format!("{root}/*/model-{index:05}.sif");
-    let shapes: [(&str, EntryPattern<'_>, String); 3] = [
+    let glob_in_both = |index: usize| format!("{root}/*/build-{index:05}-*.sif");
+    let shapes: [(&str, EntryPattern<'_>, String); 4] = [
         ("exact_path", &exact_path, exact_path(last)),
         ("glob_in_directory", &glob_in_directory, format!("{root}/team-{last:05}/model.sif")),
         ("glob_in_path", &glob_in_path, format!("{root}/shared/model-{last:05}.sif")),
+        ("glob_in_both", &glob_in_both, format!("{root}/shared/build-{last:05}-x86.sif")),
     ];
 
     let now = now();
