@@ -137,7 +137,7 @@ fn check_without_container(
 /// Checks the requested image; returns its canonical path and, when a
 /// matching entry pins a digest, the verified sha256.
 fn check_image(policy: &Policy, container: &EnvironmentContainer, image: &str) -> Result<(PathBuf, Option<String>), String> {
-    let canonical = canonicalize_abs(image).map_err(|message| format!("image `{image}`: {message}"))?;
+    let canonical = canonicalize_abs(image).map_err(|message| format!("cannot use image: {message}"))?;
     let shown = shown_path(image, &canonical);
     let metadata = std::fs::metadata(&canonical).map_err(|error| format!("image {shown}: {error}"))?;
     if !metadata.is_file() {
