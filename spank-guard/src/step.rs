@@ -223,7 +223,8 @@ fn policy_error(config: &Config, request: Request, error: &policy_core::LoadErro
     match config.on_policy_error {
         OnPolicyError::Deny => {
             tracing::error!("policy not loaded, on_policy_error=deny fails the step: {text}");
-            Verdict::Deny(report::policy_error_lines(error, None))
+            let correlation_id = policy_core::correlation_id(&request, jiff::Timestamp::now());
+            Verdict::Deny(report::policy_error_lines(error, Some(&correlation_id)))
         }
         OnPolicyError::Allow => {
             tracing::error!("policy not loaded, on_policy_error=allow runs the step unchecked: {text}");

@@ -52,6 +52,14 @@ pub fn check(spank: &Spank) -> Status {
         return Err(());
     };
 
+    let request = match gather(spank) {
+        Ok(request) => request,
+        Err(message) => {
+            spank::user_log(&format!("{PREFIX}{message}"));
+            return Err(());
+        }
+    };
+
     let policy = match loader::load(&config.policy, true) {
         Ok(policy) => policy,
         Err(LoadFailure::NotReadable) => {
@@ -61,15 +69,7 @@ pub fn check(spank: &Spank) -> Status {
             );
             return Ok(());
         }
-        Err(LoadFailure::Invalid(error)) => return policy_error(&config, &error),
-    };
-
-    let request = match gather(spank) {
-        Ok(request) => request,
-        Err(message) => {
-            spank::user_log(&format!("{PREFIX}{message}"));
-            return Err(());
-        }
+        Err(LoadFailure::Invalid(error)) => return policy_error(&config, &request, &error),
     };
 
     let decision = policy_core::evaluate(&policy, &request, jiff::Timestamp::now());
@@ -82,10 +82,11 @@ pub fn check(spank: &Spank) -> Status {
     }
 }
 
-fn policy_error(config: &Config, error: &policy_core::LoadError) -> Status {
+fn policy_error(config: &Config, request: &policy_core::Request, error: &policy_core::LoadError) -> Status {
     match config.on_policy_error {
         OnPolicyError::Deny => {
-            for line in report::policy_error_lines(error, None) {
+            let correlation_id = policy_core::correlation_id(request, jiff::Timestamp::now());
+            for line in report::policy_error_lines(error, Some(&correlation_id)) {
                 spank::user_log(&line);
             }
             Err(())

@@ -1,8 +1,13 @@
 //! Every scenario, by name. Each returns `Err` with the command output that
 //! failed its check.
 
+mod approvals;
 mod basics;
+mod containers;
+mod environment_variables;
 mod environments;
+mod jobs;
+mod policy_errors;
 mod support;
 
 use cluster_tests::Cluster;
@@ -15,5 +20,11 @@ pub fn all() -> Vec<(String, Scenario)> {
     let mut list: Vec<(&str, Scenario)> = Vec::new();
     list.extend(basics::SCENARIOS);
     list.extend(environments::SCENARIOS);
+    list.extend(approvals::SCENARIOS);
+    list.extend(containers::SCENARIOS);
+    list.extend(environment_variables::SCENARIOS);
+    list.extend(policy_errors::SCENARIOS);
+    // Last: its final scenario checks that the nodes are still idle.
+    list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()
 }

@@ -78,7 +78,7 @@ pub fn base_policy(cluster: &Cluster) -> Value {
         "mode": "enforce",
         "default_environment": "dev",
         "environments": {
-            "dev": { "risk": 1 },
+            "dev": { "risk": 1, "container": { "images": ["approved"] } },
             "prod": {
                 "risk": 10,
                 "aliases": ["production"],
@@ -211,18 +211,7 @@ pub fn expect_field(record: &Value, field: &str, expected: &Value) -> Result<(),
     }
 }
 
-/// Returns the correlation id Slurm jobs of this cluster get by default.
-pub fn default_correlation_id(job_id: &str) -> String {
-    format!("guardtest-{job_id}")
-}
-
-/// Extracts the job id from `srun`/`sbatch` output that contains
-/// `SLURM_JOB_ID=<id>` (printed by the test commands).
-pub fn job_id_from(output: &Output) -> Option<String> {
-    output.stdout.lines().find_map(|line| line.strip_prefix("SLURM_JOB_ID=")).map(str::to_owned)
-}
-
-/// The test user runs `srun` with `args`.
+/// Runs `srun` with `args` as `user`.
 pub fn srun(cluster: &Cluster, user: &TestUser, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = vec!["srun"];
     command.extend_from_slice(args);
