@@ -3,10 +3,10 @@
 //!
 //! Three events share one schema (see `docs/policy.md`): `decision` (one per
 //! evaluated step or submission), `step_end` (task count and exit codes) and
-//! `policy_error` (the policy could not be loaded). A record never contains a
-//! job environment value other than the justification, the CI evidence
-//! variables, requested bind lists and the correlation id; `env.set` variables
-//! appear by name only. Tickets never appear; only their key id and expiry.
+//! `policy_error` (the policy could not be loaded). Of the job environment a
+//! record contains only the justification, the CI evidence variables, the
+//! requested bind lists and the correlation id. `env.set` variables appear by
+//! name only. Tickets never appear, only their key id and expiry.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -55,7 +55,7 @@ pub struct AuditRecord {
     /// `allow`, `deny` or `would_deny`; for `step_end` the step's decision.
     pub outcome: Option<Outcome>,
     pub reasons: Vec<Reason>,
-    /// What the enforcement point changed (decision records).
+    /// Changes the enforcement point applied (decision records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effects: Option<AuditEffects>,
     /// Program of the step, when `audit.argv` is `argv0` (the default).
@@ -159,9 +159,9 @@ pub struct RecordedBinds {
 }
 
 /// The parts of a request that decide the outcome, for replay. The ticket is
-/// not stored (only whether one was given); of the job environment only the
-/// variable names are stored, plus the values that the evaluator reads
-/// (`HOS_ENV`, bind lists; the justification is in the record itself).
+/// not stored, only whether one was given. Of the job environment only the
+/// variable names are stored, plus the values that the evaluator reads:
+/// `HOS_ENV` and the bind lists. The justification is in the record itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordedRequest {
@@ -275,8 +275,8 @@ impl AuditRecord {
     }
 
     /// Builds the `policy_error` record for a policy that could not be
-    /// loaded; `outcome` is what the enforcement point did (`deny` or
-    /// `allow`, from its `on_policy_error` setting).
+    /// loaded. `outcome` is the enforcement point's action (`deny` or
+    /// `allow`), taken from its `on_policy_error` setting.
     pub fn policy_error(request: &Request, error: &str, outcome: Outcome, now: Timestamp) -> AuditRecord {
         let mut record = AuditRecord::common(request, Event::PolicyError, correlation_id(request, now), now);
         record.outcome = Some(outcome);
@@ -332,8 +332,8 @@ impl AuditRecord {
 
     /// Rebuilds a request from a decision record for replay against another
     /// policy. Environment values other than `HOS_ENV`, the justification and
-    /// the bind lists were not recorded and come back empty; the ticket is
-    /// missing, so ticket rules fail unless the caller supplies one.
+    /// the bind lists were not recorded, so they come back empty. The ticket
+    /// is missing too, so ticket rules fail unless the caller supplies one.
     pub fn replay_request(&self) -> Option<Request> {
         let recorded = self.request.as_ref()?;
         let mut env: std::collections::BTreeMap<String, String> =

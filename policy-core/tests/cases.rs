@@ -238,6 +238,7 @@ fn run_case(case: &Case, policy: &Policy, placeholders: &Placeholders) -> Vec<St
     let now: jiff::Timestamp = case.now.parse().unwrap_or_else(|error| panic!("case `{}`: bad now: {error}", case.name));
     let request = build_request(case, placeholders, now);
     let decision = evaluate(policy, &request, now);
+
     let mut problems = Vec::new();
     let mut expect = |what: &str, expected: String, actual: String| {
         if expected != actual {
@@ -246,11 +247,13 @@ fn run_case(case: &Case, policy: &Policy, placeholders: &Placeholders) -> Vec<St
     };
     expect("outcome", format!("{:?}", case.outcome), format!("{:?}", decision.outcome));
     expect("rules", format!("{:?}", case.rules), format!("{:?}", decision.rule_ids()));
+
     if let Some(messages) = &case.messages {
         let expected: Vec<String> = messages.iter().map(|message| placeholders.apply(message)).collect();
         let actual: Vec<&str> = decision.reasons.iter().map(|reason| reason.message.as_str()).collect();
         expect("messages", format!("{expected:#?}"), format!("{actual:#?}"));
     }
+
     if let Some(environment) = &case.environment {
         expect("environment", format!("{environment:?}"), format!("{:?}", decision.environment.as_deref().unwrap_or("")));
     }
@@ -271,6 +274,7 @@ fn run_case(case: &Case, policy: &Policy, placeholders: &Placeholders) -> Vec<St
     if let Some(kid) = &case.ticket_kid {
         expect("ticket kid", kid.clone(), decision.ticket.as_ref().map(|ticket| ticket.kid.clone()).unwrap_or_default());
     }
+
     if decision.outcome == Outcome::Deny && decision.effects != policy_core::Effects::default() {
         problems.push("a deny must carry empty effects".to_owned());
     }

@@ -1,5 +1,5 @@
-//! Exact texts of policy load errors: each names the JSON path, line and
-//! column and says what was expected.
+//! Exact texts of policy load errors. Each names the JSON path, line and
+//! column, and what was expected.
 
 #![allow(clippy::unwrap_used, reason = "helpers outside #[test] functions fail the test by unwrapping")]
 
@@ -21,6 +21,14 @@ fn example_policy_loads() {
     assert_eq!(policy.max_ttl_hours(), 24);
     assert_eq!(policy.sha256().len(), 64);
     assert_eq!(policy.resolve_environment("PRODUCTION"), Some("prod"));
+    assert_eq!(policy.environment_aliases("Production"), vec!["production"]);
+    assert_eq!(policy.environment_aliases("qa"), Vec::<&str>::new());
+}
+
+#[test]
+fn policy_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Policy>();
 }
 
 #[test]

@@ -295,8 +295,8 @@ fn variable_origin(name: &str) -> &'static str {
 /// Checks one bind; `roots` is `None` for the policy's own default binds.
 /// Returns `SRC:DST` or `SRC:DST:ro` with the canonical source. Without a
 /// destination, the source as written is the destination when it is absolute
-/// without `..`, so the job sees the path it asked for; otherwise the
-/// canonical source is.
+/// without `..`, so the job finds its data at the path it requested.
+/// Otherwise the canonical source is the destination.
 fn check_bind(spec: &BindSpec, roots: Option<&[BindRoot]>) -> Result<String, String> {
     spec.check_destination()?;
     let canonical = canonicalize_abs(&spec.source)?;

@@ -26,11 +26,12 @@ pub const JUSTIFICATION_VARIABLE: &str = "HOS_JUSTIFICATION";
 /// Job environment variable holding the ticket when `--guard-ticket` is not given.
 pub const TICKET_VARIABLE: &str = "HOS_APPROVAL_TICKET";
 
-/// Longest correlation id accepted from the job environment.
+/// Maximum length of a correlation id taken from the job environment.
 const MAX_CORRELATION_ID_LEN: usize = 128;
 
-/// Evaluates `request` against `policy` at time `now`. Never panics; returns
-/// every failing rule. A deny carries empty effects; `would_deny` (audit
+/// Evaluates `request` against `policy` at time `now` and returns every
+/// failing rule. It does not panic: no indexing or unwrap, and the property
+/// tests feed it arbitrary requests. A deny carries empty effects; `would_deny` (audit
 /// mode) carries the effects of the rules that passed.
 pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision {
     let correlation_id = correlation_id(request, now);
@@ -90,7 +91,7 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
     }
 }
 
-/// Where the requested environment name came from.
+/// Source of the requested environment name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EnvironmentSource {
     Option,
@@ -98,7 +99,7 @@ pub(crate) enum EnvironmentSource {
     Default,
 }
 
-/// The environment name a request asks for; `name` is `None` for the default.
+/// Environment name of a request; `name` is `None` for the default.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestedEnvironment<'a> {
     pub name: Option<&'a str>,
@@ -149,7 +150,7 @@ pub(crate) fn option_or_variable<'a>(option: Option<&'a str>, request: &'a Reque
         .or_else(|| request.env.get(variable).map(String::as_str).filter(|value| !value.is_empty()))
 }
 
-/// Formats up to `limit` names as `` `a`, `b` `` and says how many were left out.
+/// Formats up to `limit` names as `` `a`, `b` `` and adds how many were left out.
 pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usize) -> String {
     let mut out = String::new();
     let mut count = 0usize;

@@ -13,7 +13,7 @@ pub struct Problem {
     pub line: usize,
     /// 1-based column, 0 when unknown.
     pub column: usize,
-    /// What is wrong and what was expected.
+    /// Description of the problem and of the expected value.
     pub message: String,
 }
 
@@ -48,7 +48,7 @@ impl fmt::Display for Problem {
 }
 
 impl fmt::Display for LoadError {
-    /// One line per problem: `{origin}:{line}:{column}: {path}: {message}`.
+    /// Writes one line per problem: `{origin}:{line}:{column}: {path}: {message}`.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (number, problem) in self.problems.iter().enumerate() {
             if number > 0 {

@@ -1,9 +1,9 @@
 //! Loading and checking the site policy (JSON, format version 1).
 //!
-//! Loading happens in three passes: serde parses the document and rejects
-//! unknown fields (stopping at the first syntax or schema error), a scan of the
-//! source finds duplicate keys, and `compile` checks every cross-reference and
-//! value, collecting all problems before it fails.
+//! Loading happens in three passes. First serde parses the document and
+//! rejects unknown fields, stopping at the first syntax or schema error. Then a
+//! scan of the source finds duplicate keys. Last, `compile` checks every
+//! cross-reference and value, and collects all problems before it fails.
 
 mod compile;
 mod error;
@@ -36,7 +36,7 @@ pub const MAX_POLICY_BYTES: u64 = 64 * 1024 * 1024;
 pub struct AuditSettings {
     /// Audit log file (JSON lines).
     pub path: PathBuf,
-    /// What to do when a record cannot be written.
+    /// Action when a record cannot be written.
     pub on_error: OnError,
     /// How much of the command line to record.
     pub argv: ArgvMode,
@@ -165,7 +165,7 @@ impl Policy {
         self.max_ttl_hours
     }
 
-    /// The audit section.
+    /// Returns the audit section.
     pub fn audit(&self) -> &AuditSettings {
         &self.audit
     }
@@ -175,7 +175,7 @@ impl Policy {
         self.metrics_textfile.as_deref()
     }
 
-    /// How the batch step of a job with an image runs.
+    /// Returns how the batch step of a job with an image runs.
     pub fn batch_step(&self) -> BatchStep {
         self.container.batch_step
     }
@@ -195,9 +195,10 @@ impl Policy {
         self.find_environment(name).map(|(_, environment)| environment.name.as_str())
     }
 
-    /// Canonical name and aliases of an environment, for ticket binding checks.
-    pub fn environment_aliases(&self, canonical: &str) -> Vec<&str> {
-        self.find_environment(canonical)
+    /// Returns the aliases of the environment that `name` resolves to, without
+    /// its canonical name; empty when the name is unknown.
+    pub fn environment_aliases(&self, name: &str) -> Vec<&str> {
+        self.find_environment(name)
             .map(|(_, environment)| environment.aliases.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }

@@ -86,11 +86,12 @@ pub struct ImageEntry {
     pub sha256: Option<String>,
 }
 
-/// An image set, indexed so that a lookup does not scan every entry. Because
-/// `*` never matches `/`, a matching path has the pattern's literal directory
-/// or literal file name, so entries are found by exact path, by literal
-/// directory (glob in the file name), by literal file name (glob in a
-/// directory), and only patterns with `*` in both are scanned, grouped by
+/// An image set, indexed so that a lookup does not scan every entry.
+///
+/// Because `*` never matches `/`, a matching path has the pattern's literal
+/// directory or literal file name. So entries are found by exact path, by
+/// literal directory (glob in the file name) and by literal file name (glob
+/// in a directory). Only patterns with `*` in both are scanned, grouped by
 /// their number of components.
 #[derive(Debug)]
 pub struct ImageSet {

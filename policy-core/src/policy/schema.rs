@@ -73,7 +73,7 @@ pub struct AllowSpec {
     pub groups: Vec<String>,
 }
 
-/// What a request must carry to use an environment.
+/// Approval requirements of an environment.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalSpec {
@@ -124,7 +124,7 @@ pub struct BindsSpec {
     pub default: Vec<String>,
 }
 
-/// How the batch step of a job that requests an image runs.
+/// Placement of the batch step of a job that requests an image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchStep {
@@ -169,7 +169,7 @@ impl Default for ContainerSpec {
     }
 }
 
-/// What to do with a variable on the deny list.
+/// Action for a variable on the deny list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDenied {
@@ -208,7 +208,7 @@ impl Default for ApprovalsSpec {
     }
 }
 
-/// What an enforcement point does when it cannot write an audit record.
+/// Action of an enforcement point that cannot write an audit record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
