@@ -34,6 +34,14 @@ pub struct GuardPolicy {
     policy: Policy,
 }
 
+// INVARIANT: the header promises that one handle may be used by several
+// threads at once, which needs a `Send + Sync` policy. This fails to compile
+// otherwise.
+const _: () = {
+    fn require_send_sync<T: Send + Sync>() {}
+    let _ = require_send_sync::<Policy>;
+};
+
 /// Result code of every fallible C ABI function.
 ///
 /// The numbers are part of the ABI: new codes get new numbers, existing
