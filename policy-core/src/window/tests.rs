@@ -1,4 +1,5 @@
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
 
 use super::{SlotSpec, Window, WindowSpec};
 
@@ -271,4 +272,64 @@ fn empty_weekly_list_rejected() {
             ),
         ]
     );
+}
+
+/// Daylight saving changes of 2026 and their zones; generated times start
+/// near them so every run crosses some of them.
+const TRANSITIONS: &[(&str, &str)] = &[
+    ("America/New_York", "2026-03-08T07:00:00Z"),    // spring forward
+    ("Europe/London", "2026-03-29T01:00:00Z"),       // spring forward
+    ("Australia/Lord_Howe", "2026-04-04T15:00:00Z"), // back by 30 minutes
+    ("Australia/Lord_Howe", "2026-10-03T15:30:00Z"), // forward by 30 minutes
+    ("Europe/London", "2026-10-25T01:00:00Z"),       // fall back
+    ("America/New_York", "2026-11-01T06:00:00Z"),    // fall back
+    ("UTC", "2026-12-04T12:00:00Z"),                 // no change
+];
+
+fn slots() -> impl Strategy<Value = Vec<(Vec<&'static str>, String, String)>> {
+    let days = prop::sample::subsequence(super::DAY_NAMES.to_vec(), 1..=7);
+    // Half of the times fall between 00:45 and 02:45, where the clocks of
+    // these zones change, so slots often start or end in a skipped or
+    // repeated interval.
+    let start = prop_oneof![0u16..96, 3u16..11];
+    let end = prop_oneof![1u16..=96, 3u16..11];
+    let slot = (days, start, end)
+        .prop_filter("start and end must differ", |(_, start, end)| start != end)
+        .prop_map(|(days, start, end)| {
+            let time = |quarters: u16| format!("{:02}:{:02}", quarters * 15 / 60, quarters * 15 % 60);
+            (days, time(start), time(end))
+        });
+    prop::collection::vec(slot, 1..4)
+}
+
+/// Returns the first minute `now + k` for `k` in `range` at which
+/// `contains` equals `open`. All boundaries and offsets are whole minutes, so
+/// a scan by minute from a whole minute finds the exact instant.
+fn scan(window: &Window, now: Timestamp, range: std::ops::RangeInclusive<i64>, open: bool) -> Option<Timestamp> {
+    range
+        .map(|minute| now.checked_add(SignedDuration::from_mins(minute)).unwrap())
+        .find(|&instant| window.contains(instant) == open)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn boundaries_match_minute_scan(
+        (zone, base) in prop::sample::select(TRANSITIONS),
+        slots in slots(),
+        offset_minutes in -2 * 1440i64..1440,
+    ) {
+        let slot_refs: Vec<(&[&str], &str, &str)> =
+            slots.iter().map(|(days, start, end)| (days.as_slice(), start.as_str(), end.as_str())).collect();
+        let window = window(zone, &slot_refs);
+        let now = ts(base).checked_add(SignedDuration::from_mins(offset_minutes)).unwrap();
+        let horizon = 8 * 1440;
+
+        let expected_open = scan(&window, now, 0..=horizon, true);
+        prop_assert_eq!(window.next_open(now), expected_open);
+
+        let expected_end = if window.contains(now) { scan(&window, now, 1..=horizon, false) } else { None };
+        prop_assert_eq!(window.current_end(now), expected_end);
+    }
 }
