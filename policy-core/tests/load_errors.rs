@@ -91,3 +91,71 @@ fn cross_reference_problems_are_all_reported() {
         .join("\n")
     );
 }
+
+#[test]
+fn missing_file_names_path() {
+    let error = Policy::from_path(std::path::Path::new("/nonexistent/spank-guard/policy.json")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "/nonexistent/spank-guard/policy.json: cannot read policy file: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn non_utf8_policy_is_rejected() {
+    let error = Policy::from_slice(b"{\"version\": 1, \xff}", "policy.json").unwrap_err();
+    assert_eq!(error.to_string(), "policy.json: policy is not valid UTF-8 (byte 15)");
+}
+
+/// Returns true when the test process runs as root, which chown needs.
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
+}
+
+#[test]
+fn file_security_accepts_root_owned_file() {
+    use std::os::unix::fs::PermissionsExt;
+    if !running_as_root() {
+        eprintln!("skipping: chown needs root");
+        return;
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("policy.json");
+    std::fs::write(&path, EXAMPLE).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    policy_core::check_file_security(&path).unwrap();
+}
+
+#[test]
+fn file_security_rejects_writable_user_file() {
+    use std::os::unix::fs::PermissionsExt;
+    if !running_as_root() {
+        eprintln!("skipping: chown needs root");
+        return;
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("policy.json");
+    std::fs::write(&path, EXAMPLE).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&path, Some(1000), None).unwrap();
+    let origin = path.display().to_string();
+    assert_eq!(
+        policy_core::check_file_security(&path).unwrap_err().to_string(),
+        format!(
+            "{origin}: policy file is owned by uid 1000, expected root (uid 0); run `chown root {origin}`\n\
+             {origin}: policy file is writable by group or others (mode 0666); run `chmod go-w {origin}`"
+        )
+    );
+}
+
+#[test]
+fn file_security_rejects_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let origin = directory.path().display().to_string();
+    assert_eq!(
+        policy_core::check_file_security(directory.path()).unwrap_err().to_string(),
+        format!("{origin}: policy path is not a regular file")
+    );
+}
