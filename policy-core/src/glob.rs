@@ -63,7 +63,62 @@ fn match_component(pattern: &[u8], text: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::glob_match;
+
+    /// Matches by plain recursion over characters, as a reference.
+    fn reference_match(pattern: &[char], text: &[char]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some(('*', rest)) => {
+                (0..=text.len()).take_while(|&taken| !text[..taken].contains(&'/')).any(|taken| reference_match(rest, &text[taken..]))
+            }
+            Some((&literal, rest)) => text.first() == Some(&literal) && reference_match(rest, &text[1..]),
+        }
+    }
+
+    /// Derives a pattern from `text`, so that most pairs match: each choice
+    /// keeps a character, turns it into `*`, puts `*` before it, or swaps
+    /// `a` and `b`.
+    fn derive_pattern(text: &str, choices: &[u8]) -> String {
+        let mut pattern = String::new();
+        for (c, choice) in text.chars().zip(choices.iter().chain(std::iter::repeat(&0))) {
+            match (choice, c) {
+                (1, c) if c != '/' => pattern.push('*'),
+                (2, c) => {
+                    pattern.push('*');
+                    pattern.push(c);
+                }
+                (3, 'a') => pattern.push('b'),
+                (3, 'b') => pattern.push('a'),
+                (_, c) => pattern.push(c),
+            }
+        }
+        pattern
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_reference(pattern in "[ab/*é]{0,10}", text in "[ab/é]{0,12}") {
+            let pattern_chars: Vec<char> = pattern.chars().collect();
+            let text_chars: Vec<char> = text.chars().collect();
+            prop_assert_eq!(glob_match(&pattern, &text), reference_match(&pattern_chars, &text_chars));
+        }
+
+        #[test]
+        fn agrees_with_reference_on_near_matches(
+            text in "[ab/é]{0,12}",
+            choices in prop::collection::vec(0u8..5, 12),
+            tail in "[ab/é]{0,3}",
+        ) {
+            let pattern = derive_pattern(&text, &choices);
+            let text = format!("{text}{tail}");
+            let pattern_chars: Vec<char> = pattern.chars().collect();
+            let text_chars: Vec<char> = text.chars().collect();
+            prop_assert_eq!(glob_match(&pattern, &text), reference_match(&pattern_chars, &text_chars), "{} vs {}", pattern, text);
+        }
+    }
 
     #[test]
     fn literal_patterns_match_exactly() {
