@@ -317,11 +317,11 @@ fn compile_windows(specs: &BTreeMap<String, WindowSpec>, problems: &mut Problems
     windows
 }
 
-/// Describes a window like `mon,tue 08:00-18:00; sat 10:00-12:00 Europe/London`.
+/// Describes a window like `mon,tue 08:00-18:00; sat 10:00-12:00 (Europe/London)`.
 fn describe_window(spec: &WindowSpec) -> String {
     let slots: Vec<String> =
         spec.weekly.iter().map(|slot| format!("{} {}-{}", slot.days.join(","), slot.start, slot.end)).collect();
-    format!("{} {}", slots.join("; "), spec.timezone)
+    format!("{} ({})", slots.join("; "), spec.timezone)
 }
 
 fn compile_image_sets(
