@@ -39,6 +39,16 @@ pub enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
+    /// Check a built SPANK plugin file before Slurm loads it.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::commands::plugin::PluginCommand,
+    },
+    /// Print facts about an installed policy, for drift checks.
+    Policy {
+        #[command(subcommand)]
+        command: crate::commands::policy::PolicyCommand,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             TicketCommand::Issue(arguments) => commands::ticket::issue(&arguments),
             TicketCommand::Verify(arguments) => commands::ticket::verify(&arguments),
         },
+        Command::Plugin { command } => commands::plugin::run(&command),
+        Command::Policy { command } => commands::policy::run(&command),
     };
 
     match result {

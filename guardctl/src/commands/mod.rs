@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod explain;
+pub mod plugin;
+pub mod policy;
 pub mod ticket;
 
 use std::path::Path;
