@@ -121,14 +121,17 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+// These two run outside `catch_unwind`, so they use `try_with`: `with` panics
+// when a thread calls in while its thread-locals are being destroyed, and the
+// message is then dropped instead.
 fn set_last_error(message: &str) {
     // A NUL would end the C string early; policy text can contain one as `\u0000`.
     let cleaned = message.replace('\0', "\u{FFFD}");
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = cleaned);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = cleaned);
 }
 
 fn clear_last_error() {
-    LAST_ERROR.with(|slot| slot.borrow_mut().clear());
+    let _ = LAST_ERROR.try_with(|slot| slot.borrow_mut().clear());
 }
 
 /// Renders a panic payload for the error message.
