@@ -132,3 +132,49 @@ fn now_zero_means_system_clock() {
     assert!(now >= before);
     assert_eq!(timestamp_from_unix(1_780_315_200).ok().unwrap().as_second(), 1_780_315_200);
 }
+
+#[test]
+fn load_path_accepts_non_utf8_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let directory = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"policy-\xff.json");
+    let path = directory.path().join(name);
+    std::fs::write(&path, r#"{"version": 1, "default_environment": "dev", "environments": {"dev": {"risk": 1}}}"#)
+        .unwrap();
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut policy: *mut GuardPolicy = std::ptr::null_mut();
+
+    // SAFETY: `c_path` is a valid C string and `policy` is writable.
+    let result = unsafe { guard_policy_load_path(c_path.as_ptr(), &mut policy) };
+
+    assert_eq!(result, GuardResult::Ok, "{}", last_error_text());
+    assert!(!policy.is_null());
+    // SAFETY: `policy` came from guard_policy_load_path.
+    unsafe { guard_policy_free(&mut policy) };
+    assert!(policy.is_null());
+}
+
+#[test]
+fn evaluate_leaves_out_params_on_failure() {
+    let text = r#"{"version": 1, "default_environment": "dev", "environments": {"dev": {"risk": 1}}}"#;
+    let mut policy: *mut GuardPolicy = std::ptr::null_mut();
+    // SAFETY: the buffer is valid for its length and `policy` is writable.
+    let loaded = unsafe { guard_policy_load_buffer(text.as_ptr(), text.len(), std::ptr::null(), &mut policy) };
+    assert_eq!(loaded, GuardResult::Ok);
+
+    let mut outcome = GuardOutcome::WouldDeny;
+    let sentinel = std::ptr::dangling_mut::<c_char>();
+    let mut decision = sentinel;
+    // SAFETY: the policy is live, the request is a C string literal, and both
+    // out-params are writable.
+    let result =
+        unsafe { guard_request_evaluate(policy, c"[1, 2]".as_ptr(), 1_780_315_200, &mut outcome, &mut decision) };
+
+    assert_eq!(result, GuardResult::RequestJson);
+    assert_eq!(outcome, GuardOutcome::WouldDeny);
+    assert_eq!(decision, sentinel);
+    assert!(last_error_text().starts_with("guard_request_evaluate: argument `request_json` is not a valid request: "));
+    // SAFETY: `policy` came from guard_policy_load_buffer.
+    unsafe { guard_policy_free(&mut policy) };
+}
