@@ -1,0 +1,35 @@
+# Build, test and demo entry points of spank-guard.
+#
+#   make demo   start a throwaway two-node Slurm cluster with the plugin, run
+#               sample jobs (allowed, denied, scrubbed, wrapped in a
+#               container) with their audit records, and stop it (root)
+#   make test   run every test, including the real-cluster scenarios (root)
+#   make bench  measure srun wall time with and without the plugin (root)
+#
+# Each target installs missing Debian packages first (scripts/install-deps.sh).
+
+CARGO ?= cargo
+
+.PHONY: all deps plugin plugin-release test demo bench
+
+all: plugin
+
+deps:
+	@scripts/install-deps.sh
+
+# cargo test does not build cdylib targets, so the plugin that the cluster
+# tests load is built here.
+plugin: deps
+	$(CARGO) build -p spank-guard
+
+plugin-release: deps
+	$(CARGO) build --release -p spank-guard
+
+test: plugin
+	$(CARGO) test --workspace
+
+demo: plugin-release
+	$(CARGO) run --release -p cluster-tests --example demo
+
+bench: plugin-release
+	$(CARGO) run --release -p cluster-tests --example bench

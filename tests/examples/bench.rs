@@ -1,0 +1,115 @@
+//! `make bench`: wall time of `srun -N1 -n1 true` with spank-guard in
+//! enforce mode versus an empty plugstack.conf, on one throwaway cluster.
+//!
+//! Runs alternate between the two setups (and alternate which one goes
+//! first) so that drift of the machine affects both alike. Prints the
+//! medians, their ratio and the machine description as a Markdown section
+//! for `docs/benchmarks.md`. Set `BENCH_PAIRS` to change the number of
+//! runs per setup (default 40).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cluster_tests::{default_plugin_path, Cluster, TEST_USERS};
+
+const POLICY_TEMPLATE: &str = include_str!("../../examples/demo/policy.json");
+const DEFAULT_PAIRS: usize = 40;
+const WARMUP_RUNS: usize = 3;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("benchmark failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let pairs = match std::env::var("BENCH_PAIRS") {
+        Ok(value) => value.parse::<usize>().map_err(|_| format!("BENCH_PAIRS must be a positive integer, got `{value}`"))?,
+        Err(_) => DEFAULT_PAIRS,
+    };
+    let plugin = default_plugin_path();
+    let mut cluster = Cluster::start(&plugin)?;
+    let dir = cluster.dir().display().to_string();
+    cluster.write_root_file("images/analysis.sif", b"stand-in image\n")?;
+    let policy = cluster.write_root_file("etc/spank-guard/policy.json", POLICY_TEMPLATE.replace("@DEMO_DIR@", &dir).as_bytes())?;
+    let enforce_args = format!("policy={}", policy.display());
+
+    let mut empty = Vec::with_capacity(pairs);
+    let mut enforce = Vec::with_capacity(pairs);
+    for _ in 0..WARMUP_RUNS {
+        timed_srun(&mut cluster, "")?;
+        timed_srun(&mut cluster, &enforce_args)?;
+    }
+    for pair in 0..pairs {
+        if pair % 2 == 0 {
+            empty.push(timed_srun(&mut cluster, "")?);
+            enforce.push(timed_srun(&mut cluster, &enforce_args)?);
+        } else {
+            enforce.push(timed_srun(&mut cluster, &enforce_args)?);
+            empty.push(timed_srun(&mut cluster, "")?);
+        }
+    }
+    let slurm_version = cluster.root(&["srun", "--version"]).stdout.trim().to_owned();
+    cluster.stop();
+
+    let empty_median = median(&mut empty);
+    let enforce_median = median(&mut enforce);
+    let ratio = enforce_median.as_secs_f64() / empty_median.as_secs_f64();
+    println!("| setup | runs | median wall time |");
+    println!("| --- | --- | --- |");
+    println!("| empty plugstack.conf | {pairs} | {:.1} ms |", empty_median.as_secs_f64() * 1000.0);
+    println!("| spank-guard, enforce mode (`examples/demo/policy.json`) | {pairs} | {:.1} ms |", enforce_median.as_secs_f64() * 1000.0);
+    println!();
+    println!("Median ratio (enforce / empty): {ratio:.3}");
+    println!();
+    println!("Plugin: {}", plugin.display());
+    println!("Machine: {}, {slurm_version}", machine_description());
+    Ok(())
+}
+
+/// Sets plugstack.conf to `plugstack_args` (empty: no plugin), waits until
+/// both nodes are idle, and times one `srun -N1 -n1 true` as the test user.
+fn timed_srun(cluster: &mut Cluster, plugstack_args: &str) -> Result<Duration, String> {
+    cluster.set_plugstack(plugstack_args)?;
+    cluster.wait_idle()?;
+    let start = Instant::now();
+    let output = cluster.run_as(&TEST_USERS[0], &[], &["srun", "-N1", "-n1", "-w", "c1", "true"]);
+    let elapsed = start.elapsed();
+    if output.code != 0 {
+        return Err(format!("srun failed\n{output}"));
+    }
+    Ok(elapsed)
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    let middle = samples.len() / 2;
+    if samples.len() % 2 == 0 && middle > 0 {
+        (samples[middle - 1] + samples[middle]) / 2
+    } else {
+        samples.get(middle).copied().unwrap_or_default()
+    }
+}
+
+fn machine_description() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find_map(|line| line.strip_prefix("model name")).map(|rest| rest.trim_start_matches([' ', '\t', ':'])).unwrap_or("unknown CPU");
+    let cores = cpuinfo.lines().filter(|line| line.starts_with("processor")).count();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cores} logical CPUs, {:.0} GiB RAM, Linux {}",
+        memory_kib as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    )
+}
