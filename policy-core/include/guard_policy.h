@@ -68,8 +68,8 @@ typedef enum {
    */
   GUARD_RESULT_REQUEST_JSON = 11,
   /**
-   * The approval ticket is malformed, forged, expired or bound to another
-   * user or environment.
+   * The approval ticket is malformed, forged, expired, or bound to another
+   * user, environment or job name.
    */
   GUARD_RESULT_TICKET_INVALID = 12,
   /**

@@ -67,8 +67,8 @@ pub enum GuardResult {
     PolicyLoad = 10,
     /// The request JSON is malformed or does not match the request schema.
     RequestJson = 11,
-    /// The approval ticket is malformed, forged, expired or bound to another
-    /// user or environment.
+    /// The approval ticket is malformed, forged, expired, or bound to another
+    /// user, environment or job name.
     TicketInvalid = 12,
 
     // Internal errors: a bug in the library. Report it with the message.
