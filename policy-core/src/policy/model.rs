@@ -91,8 +91,10 @@ pub struct ImageEntry {
 /// Because `*` never matches `/`, a matching path has the pattern's literal
 /// directory or literal file name. So entries are found by exact path, by
 /// literal directory (glob in the file name) and by literal file name (glob
-/// in a directory). Only patterns with `*` in both are scanned, grouped by
-/// their number of components.
+/// in a directory). A pattern with `*` in both is found by the literal text
+/// before the first `*` of its file name, or after the last one, whichever is
+/// longer. Only patterns whose file name has neither (such as `/*/*`) are
+/// scanned, grouped by their number of components.
 #[derive(Debug)]
 pub struct ImageSet {
     pub name: String,
@@ -100,6 +102,8 @@ pub struct ImageSet {
     exact: HashMap<String, Vec<usize>>,
     by_directory: HashMap<String, Vec<usize>>,
     by_file_name: HashMap<String, Vec<usize>>,
+    by_file_prefix: HashMap<String, Vec<usize>>,
+    by_file_suffix: HashMap<String, Vec<usize>>,
     by_depth: HashMap<usize, Vec<usize>>,
 }
 
@@ -108,6 +112,8 @@ impl ImageSet {
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_directory: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_file_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_file_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_file_suffix: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_depth: HashMap<usize, Vec<usize>> = HashMap::new();
         for (position, entry) in entries.iter().enumerate() {
             let (directory, file) = split_parent(&entry.pattern);
@@ -118,10 +124,18 @@ impl ImageSet {
             } else if !file.contains('*') {
                 by_file_name.entry(file.to_owned()).or_default().push(position);
             } else {
-                by_depth.entry(depth(&entry.pattern)).or_default().push(position);
+                let prefix = file.split('*').next().unwrap_or("");
+                let suffix = file.rsplit('*').next().unwrap_or("");
+                if !prefix.is_empty() && prefix.len() >= suffix.len() {
+                    by_file_prefix.entry(prefix.to_owned()).or_default().push(position);
+                } else if !suffix.is_empty() {
+                    by_file_suffix.entry(suffix.to_owned()).or_default().push(position);
+                } else {
+                    by_depth.entry(depth(&entry.pattern)).or_default().push(position);
+                }
             }
         }
-        ImageSet { name, entries, exact, by_directory, by_file_name, by_depth }
+        ImageSet { name, entries, exact, by_directory, by_file_name, by_file_prefix, by_file_suffix, by_depth }
     }
 
     /// Calls `found` with every entry whose pattern matches the canonical `path`.
@@ -135,16 +149,26 @@ impl ImageSet {
             positions.iter().for_each(|&position| report(position));
         }
         let (directory, file) = split_parent(path);
-        let candidates = [
-            self.by_directory.get(directory),
-            self.by_file_name.get(file),
-            self.by_depth.get(&depth(path)),
-        ];
-        for &position in candidates.into_iter().flatten().flatten() {
-            if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
-                report(position);
+        let mut check = |positions: Option<&Vec<usize>>| {
+            for &position in positions.into_iter().flatten() {
+                if self.entries.get(position).is_some_and(|entry| glob_match(&entry.pattern, path)) {
+                    report(position);
+                }
+            }
+        };
+        check(self.by_directory.get(directory));
+        check(self.by_file_name.get(file));
+        if !self.by_file_prefix.is_empty() || !self.by_file_suffix.is_empty() {
+            // Every split point of the file name gives one prefix and one
+            // suffix to look up; the empty prefix and suffix are never keys.
+            for (cut, _) in file.char_indices().skip(1).chain(std::iter::once((file.len(), ' '))) {
+                check(file.get(..cut).and_then(|prefix| self.by_file_prefix.get(prefix)));
+            }
+            for (cut, _) in file.char_indices() {
+                check(file.get(cut..).and_then(|suffix| self.by_file_suffix.get(suffix)));
             }
         }
+        check(self.by_depth.get(&depth(path)));
     }
 }
 
@@ -295,12 +319,24 @@ mod tests {
 
     #[test]
     fn image_set_finds_every_shape() {
-        let set = set(&["/i/a.sif", "/i/*.sif", "/*/a.sif", "/*/*.sif", "/x/*/*/b.sif", "/*/*/*.sif"]);
+        let set = set(&[
+            "/i/a.sif",
+            "/i/*.sif",
+            "/*/a.sif",
+            "/*/*.sif",
+            "/x/*/*/b.sif",
+            "/*/*/*",
+            "/*/build-*-*.sif",
+            "/*/*-x86.sif",
+            "/*/é*",
+        ]);
         assert_eq!(matches(&set, "/i/a.sif"), vec!["/i/a.sif", "/i/*.sif", "/*/a.sif", "/*/*.sif"]);
         assert_eq!(matches(&set, "/j/a.sif"), vec!["/*/a.sif", "/*/*.sif"]);
         assert_eq!(matches(&set, "/x/y/z/b.sif"), vec!["/x/*/*/b.sif"]);
-        assert_eq!(matches(&set, "/x/y/b.sif"), vec!["/*/*/*.sif"]);
-        assert_eq!(matches(&set, "/i/sub/a.sif"), vec!["/*/*/*.sif"]);
+        assert_eq!(matches(&set, "/x/y/b.sif"), vec!["/*/*/*"]);
+        assert_eq!(matches(&set, "/i/sub/a.sif"), vec!["/*/*/*"]);
+        assert_eq!(matches(&set, "/j/build-7-x86.sif"), vec!["/*/build-*-*.sif", "/*/*-x86.sif", "/*/*.sif"]);
+        assert_eq!(matches(&set, "/j/éa"), vec!["/*/é*"]);
         assert_eq!(matches(&set, "/i/a.img"), Vec::<String>::new());
     }
 
