@@ -340,6 +340,29 @@ mod tests {
         assert_eq!(matches(&set, "/i/a.img"), Vec::<String>::new());
     }
 
+    fn path_like() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex("(/[ab.*é]{0,4}){1,3}").unwrap()
+    }
+
+    proptest::proptest! {
+        /// The index finds exactly the entries a scan of every pattern finds.
+        #[test]
+        fn image_index_agrees_with_scan(
+            patterns in proptest::collection::vec(path_like(), 1..12),
+            path in path_like(),
+        ) {
+            let path = path.replace('*', "a");
+            let references: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            let index = set(&references);
+            let mut found = matches(&index, &path);
+            found.sort();
+            let mut expected: Vec<String> =
+                patterns.iter().filter(|pattern| glob_match(pattern, &path)).cloned().collect();
+            expected.sort();
+            proptest::prop_assert_eq!(found, expected);
+        }
+    }
+
     #[test]
     fn split_parent_cases() {
         assert_eq!(split_parent("/a/b.sif"), ("/a", "b.sif"));
