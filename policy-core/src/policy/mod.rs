@@ -204,7 +204,7 @@ impl Policy {
     }
 
     pub(crate) fn find_environment(&self, name: &str) -> Option<(usize, &Environment)> {
-        let position = if name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        let position = if name.chars().any(char::is_uppercase) {
             *self.environment_lookup.get(&name.to_lowercase())?
         } else {
             *self.environment_lookup.get(name)?
