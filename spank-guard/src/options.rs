@@ -95,6 +95,58 @@ pub fn current() -> GuardOptions {
     values().clone()
 }
 
+/// Job environment variables that carry every value of the repeatable
+/// options from srun, sbatch and salloc to slurmstepd, joined with commas.
+///
+/// Slurm 22.05 sends only the last value of a repeated SPANK option to the
+/// node, so `--guard-bind=A --guard-bind=B` would reach slurmstepd as `B`.
+/// The submit side stores the whole list in these variables, and the node
+/// uses them in place of the values Slurm forwarded. A user who sets them
+/// by hand only requests binds or flags, which the node checks like the
+/// options themselves.
+pub const RELAY_VARIABLES: [(&str, RelayedOption); 2] =
+    [("SPANK_GUARD_BIND_OPTIONS", RelayedOption::Binds), ("SPANK_GUARD_CONTAINER_FLAG_OPTIONS", RelayedOption::ContainerFlags)];
+
+/// A repeatable option relayed through [`RELAY_VARIABLES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayedOption {
+    /// `--guard-bind`.
+    Binds,
+    /// `--guard-container-flags`.
+    ContainerFlags,
+}
+
+fn relayed_list(options: &mut GuardOptions, option: RelayedOption) -> &mut Vec<String> {
+    match option {
+        RelayedOption::Binds => &mut options.binds,
+        RelayedOption::ContainerFlags => &mut options.container_flags,
+    }
+}
+
+/// Returns the relay variables to export from the submit side: the joined
+/// list of each repeatable option, or `None` to remove a variable that an
+/// enclosing job left in the environment.
+pub fn relay_values(options: &GuardOptions) -> Vec<(&'static str, Option<String>)> {
+    let mut options = options.clone();
+    RELAY_VARIABLES
+        .iter()
+        .map(|&(name, option)| {
+            let list = relayed_list(&mut options, option);
+            (name, (!list.is_empty()).then(|| list.join(",")))
+        })
+        .collect()
+}
+
+/// Replaces the repeatable options with the relayed lists found in the job
+/// environment (on the node).
+pub fn apply_relayed(options: &mut GuardOptions, env: &std::collections::BTreeMap<String, String>) {
+    for &(name, option) in &RELAY_VARIABLES {
+        if let Some(joined) = env.get(name).filter(|joined| !joined.is_empty()) {
+            *relayed_list(options, option) = vec![joined.clone()];
+        }
+    }
+}
+
 /// Stores one option value. Returns an error message for an unknown `val`.
 pub fn store(options: &mut GuardOptions, val: c_int, value: String) -> Result<(), String> {
     match val {
@@ -156,6 +208,26 @@ mod tests {
         store(&mut options, ENV, "dev".into()).unwrap();
         store(&mut options, ENV, "prod".into()).unwrap();
         assert_eq!(options.env.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn relay_joins_and_restores_lists() {
+        let mut submitted = GuardOptions::default();
+        store(&mut submitted, BIND, "/a:/a:ro".into()).unwrap();
+        store(&mut submitted, BIND, "/b,/c".into()).unwrap();
+        let relayed = relay_values(&submitted);
+        assert_eq!(
+            relayed,
+            [("SPANK_GUARD_BIND_OPTIONS", Some("/a:/a:ro,/b,/c".to_owned())), ("SPANK_GUARD_CONTAINER_FLAG_OPTIONS", None)]
+        );
+
+        // The node got only the last value from Slurm.
+        let mut on_node = GuardOptions::default();
+        store(&mut on_node, BIND, "/b,/c".into()).unwrap();
+        let env = relayed.into_iter().filter_map(|(name, value)| Some((name.to_owned(), value?))).collect();
+        apply_relayed(&mut on_node, &env);
+        assert_eq!(on_node.binds, ["/a:/a:ro,/b,/c"]);
+        assert!(on_node.container_flags.is_empty());
     }
 
     #[test]

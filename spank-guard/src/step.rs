@@ -174,10 +174,13 @@ fn gather(spank: &Spank, step_id: u32) -> Result<Request, String> {
     let identity = identity::resolve(uid, gid, &supplementary)?;
     let node = node_name(&env);
 
+    let mut guard_options = options::current();
+    options::apply_relayed(&mut guard_options, &env);
+
     Ok(facts::request(Facts {
         context: RequestContext::Step,
         identity,
-        options: options::current(),
+        options: guard_options,
         env,
         argv,
         job_id: Some(job_id),

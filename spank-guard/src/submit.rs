@@ -52,6 +52,8 @@ pub fn check(spank: &Spank) -> Status {
         return Err(());
     };
 
+    relay_repeated_options();
+
     let request = match gather(spank) {
         Ok(request) => request,
         Err(message) => {
@@ -96,6 +98,20 @@ fn policy_error(config: &Config, request: &policy_core::Request, error: &policy_
                 spank::user_log(&format!("{PREFIX}warning: policy not loaded, on_policy_error=allow: {line}"));
             }
             Ok(())
+        }
+    }
+}
+
+/// Exports every value of the repeatable options for the node (see
+/// [`options::RELAY_VARIABLES`]). srun, sbatch and salloc copy their
+/// environment into the job after this callback.
+fn relay_repeated_options() {
+    for (name, value) in options::relay_values(&options::current()) {
+        // The variables are changed before Slurm starts the job, from the
+        // thread that runs the SPANK callbacks.
+        match value {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
         }
     }
 }

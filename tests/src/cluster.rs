@@ -1,5 +1,6 @@
 //! Starting and stopping the two-node loopback cluster.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -17,6 +18,19 @@ use crate::users::{self, TestUser};
 
 /// Environment variable that overrides the path of the plugin to test.
 pub const PLUGIN_ENV: &str = "SPANK_GUARD_PLUGIN";
+
+/// Returns the plugin to test: `$SPANK_GUARD_PLUGIN` when set, otherwise
+/// the `libspank_guard.so` that `cargo build -p spank-guard` wrote for the
+/// profile of the running executable (`target/<profile>/deps/<test>` or
+/// `target/<profile>/examples/<example>`).
+pub fn default_plugin_path() -> PathBuf {
+    if let Some(path) = std::env::var_os(PLUGIN_ENV) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    profile_dir.join("libspank_guard.so")
+}
 
 /// Parent of the cluster directories. Not under /tmp: the image checks of
 /// the policy reject images below a world-writable directory.
@@ -316,7 +330,18 @@ impl Cluster {
     }
 
     /// Waits until every node is idle again (after the jobs of a test ended).
+    /// Fails at once when a node is drained or down: a denial must never
+    /// take a node out of service.
     pub fn wait_idle(&mut self) -> Result<(), String> {
+        let broken: Vec<String> = self
+            .node_states()
+            .into_iter()
+            .filter(|node| ["drain", "drng", "drained", "down", "fail"].iter().any(|state| node.state.starts_with(state)))
+            .map(|node| format!("{} {}", node.name, node.state))
+            .collect();
+        if !broken.is_empty() {
+            return Err(format!("nodes out of service: {}; see {}", broken.join(", "), self.path("log").display()));
+        }
         self.wait_for("both nodes to be idle", all_idle)
     }
 
@@ -329,6 +354,12 @@ impl Cluster {
     /// user's working directory. The user's groups are set from the group
     /// database, as a login would.
     pub fn run_as(&self, user: &TestUser, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let env: Vec<(&str, &OsStr)> = env.iter().map(|(name, value)| (*name, OsStr::new(*value))).collect();
+        self.run_as_os(user, &env, args)
+    }
+
+    /// Like [`Cluster::run_as`], with environment values that need not be UTF-8.
+    pub fn run_as_os(&self, user: &TestUser, env: &[(&str, &OsStr)], args: &[&str]) -> Output {
         let work = self.work_dir(user);
         let mut command = Command::new("setpriv");
         command
@@ -344,7 +375,17 @@ impl Cluster {
         for (name, value) in env {
             command.env(name, value);
         }
-        let shown_env: Vec<String> = env.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        let shown_env: Vec<String> = env
+            .iter()
+            .map(|(name, value)| {
+                let value = value.to_string_lossy();
+                if value.len() > 80 {
+                    format!("{name}=<{} bytes>", value.len())
+                } else {
+                    format!("{name}={value}")
+                }
+            })
+            .collect();
         let description = format!("[{}] {} {}", user.name, shown_env.join(" "), args.join(" "));
         Output::capture(&mut command, description.replace("  ", " "))
     }

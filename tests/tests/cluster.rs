@@ -6,24 +6,11 @@
 
 mod scenarios;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use cluster_tests::{Cluster, PLUGIN_ENV};
+use cluster_tests::{default_plugin_path, Cluster};
 use libtest_mimic::{Arguments, Failed, Trial};
-
-/// Returns the plugin built by `cargo build -p spank-guard` for the same
-/// profile as this test binary, unless `SPANK_GUARD_PLUGIN` names one.
-fn plugin_path() -> PathBuf {
-    if let Some(path) = std::env::var_os(PLUGIN_ENV) {
-        return PathBuf::from(path);
-    }
-    // The test binary is target/<profile>/deps/cluster-<hash>.
-    let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).map(PathBuf::from).unwrap_or_default();
-    profile_dir.join("libspank_guard.so")
-}
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
@@ -32,7 +19,7 @@ fn main() -> ExitCode {
 
     let trials_needed = !args.list;
     let cluster = if trials_needed {
-        match Cluster::start(&plugin_path()) {
+        match Cluster::start(&default_plugin_path()) {
             Ok(cluster) => Some(cluster),
             Err(message) => {
                 eprintln!("cannot start the test cluster: {message}");

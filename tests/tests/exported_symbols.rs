@@ -10,11 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn plugin_path() -> PathBuf {
-    if let Some(path) = std::env::var_os(cluster_tests::PLUGIN_ENV) {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("libspank_guard.so")
+    cluster_tests::default_plugin_path()
 }
 
 #[test]

@@ -11,7 +11,8 @@ use super::support::{
     records_of, srun, Readable, USER,
 };
 
-pub const SCENARIOS: [(&str, super::Scenario); 11] = [
+pub const SCENARIOS: [(&str, super::Scenario); 12] = [
+    ("container::repeated_bind_options_reach_node", repeated_bind_options_reach_node),
     ("container::image_wrapped_with_exact_argv", image_wrapped_with_exact_argv),
     ("container::four_tasks_all_wrapped", four_tasks_all_wrapped),
     ("container::four_tasks_all_denied", four_tasks_all_denied),
@@ -275,4 +276,22 @@ fn missing_runtime_fails_task(cluster: &mut Cluster) -> Result<(), String> {
         &output,
         &[&format!("spank-guard: cannot start container runtime `{}`: Permission denied (os error 13)", runtime.display())],
     )
+}
+
+fn repeated_bind_options_reach_node(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    // Only the node decides, so the binds must reach slurmstepd.
+    install(cluster, &base_policy(cluster), Readable::ByRootOnly, "")?;
+    let dir = cluster.dir().display().to_string();
+    let image = format!("--guard-image={dir}/images/app.sif");
+    let first = format!("--guard-bind={dir}/data/project:/project:ro");
+    let second = format!("--guard-bind={dir}/data/scratch:/scratch");
+    let output = srun(cluster, &USER, &[], &["-N1", "-w", "c1", &image, &first, &second, "true"]);
+    expect_code(&output, 0)?;
+    let job_id = only_job_id(cluster)?;
+    let (argv, _) = recorded_call(cluster, job_id, "0", 0)?;
+    let binds: Vec<&str> = argv.windows(2).filter(|pair| pair[0] == "--bind").map(|pair| pair[1].as_str()).collect();
+    let project = format!("{dir}/data/project:/project:ro");
+    let scratch = format!("{dir}/data/scratch:/scratch");
+    check(binds == [project.as_str(), scratch.as_str()], &format!("binds {binds:?}"), &output)
 }
