@@ -1,7 +1,7 @@
 //! `make demo`: starts a throwaway two-node cluster with the plugin and the
-//! policy of `examples/demo/policy.json`, runs sample jobs that are
-//! allowed, denied, scrubbed and wrapped in a container, prints each with
-//! the audit records the compute nodes wrote, and stops the cluster.
+//! policy of `examples/demo/policy.json`. It runs sample jobs that are
+//! allowed, denied, scrubbed and wrapped in a container, and prints each
+//! with the audit records the compute nodes wrote. Then it stops the cluster.
 
 use std::fs;
 use std::process::ExitCode;
