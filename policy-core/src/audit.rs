@@ -372,6 +372,7 @@ impl AuditRecord {
             env,
             argv: self.argv.clone().or_else(|| self.argv0.clone().map(|argv0| vec![argv0])).unwrap_or_default(),
             job_name: recorded.job_name.clone(),
+            ..Request::default()
         })
     }
 }

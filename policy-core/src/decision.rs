@@ -92,6 +92,11 @@ pub struct Decision {
     pub ticket: Option<TicketSummary>,
     /// sha256 of the policy file bytes that produced this decision.
     pub policy_sha256: String,
+    /// Rule ids that apply to the request but were not checked because they
+    /// need the compute node (only at [`crate::Context::Controller`]). The
+    /// node checks them when the step starts.
+    #[serde(default)]
+    pub deferred: Vec<String>,
 }
 
 impl Decision {

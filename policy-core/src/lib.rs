@@ -25,7 +25,7 @@ pub mod window;
 pub use decision::{ContainerLaunch, Decision, Effects, Mode, Outcome, Reason, TicketSummary};
 pub use eval::{correlation_id, evaluate, is_valid_correlation_id, BATCH_STEP_ID, BIND_VARIABLES};
 pub use policy::{check_file_security, LoadError, Policy, Problem};
-pub use request::{Context, GuardOptions, Request};
+pub use request::{Context, GuardOptions, Request, UNLIMITED_TIME_LIMIT};
 
 /// Version of this library, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

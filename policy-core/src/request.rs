@@ -18,7 +18,16 @@ pub enum Context {
     Submit,
     /// slurmstepd on the compute node. Authoritative.
     Step,
+    /// slurmctld's `job_submit/lua` hook, before the job is queued. Trusted,
+    /// but the job has no node yet: rules that inspect the node's files or
+    /// name are skipped and listed in [`crate::Decision::deferred`], so the
+    /// node enforces them when the step starts.
+    Controller,
 }
+
+/// Value of [`Request::time_limit_minutes`] for a job without a time limit
+/// (Slurm's `INFINITE`, shown as `UNLIMITED`).
+pub const UNLIMITED_TIME_LIMIT: u32 = u32::MAX;
 
 /// Values of the `--guard-*` options, exactly as the user typed them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,4 +76,8 @@ pub struct Request {
     pub argv: Vec<String>,
     /// Slurm job name.
     pub job_name: Option<String>,
+    /// Time limit of the job in minutes ([`UNLIMITED_TIME_LIMIT`] for none);
+    /// `None` when unknown, which skips the check against the end of the
+    /// environment's window.
+    pub time_limit_minutes: Option<u32>,
 }

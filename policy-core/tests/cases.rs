@@ -8,8 +8,9 @@
 //! exact error text.
 //!
 //! Placeholders in policies and requests:
-//! - `{tmp}`: a fresh directory that the runner creates under cargo's target
-//!   tmp directory with mode 0755, so that every parent is owned by root and
+//! - `{tmp}`: a fresh directory that the runner creates with mode 0755 under
+//!   cargo's target tmp directory (or `/run` when the checkout is below a
+//!   world-writable directory), so that every parent is owned by root and
 //!   not writable by others when the tests run as root;
 //! - `{world}`: a fresh directory under the system temp dir (`/tmp`, which is
 //!   world-writable), for the writable-parent cases;
@@ -35,6 +36,8 @@ use ed25519_dalek::SigningKey;
 use policy_core::ticket::{issue, Claims};
 use policy_core::{evaluate, Outcome, Policy, Request};
 use serde::Deserialize;
+
+mod support;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +106,9 @@ struct Case {
     correlation_id: Option<String>,
     #[serde(default)]
     ticket_kid: Option<String>,
+    /// Rule ids the decision must list as deferred to the node.
+    #[serde(default)]
+    deferred: Option<Vec<String>>,
 }
 
 /// A ticket to sign and put in `--guard-ticket`; `iat` and `exp` are
@@ -275,19 +281,14 @@ fn run_case(case: &Case, policy: &Policy, placeholders: &Placeholders) -> Vec<St
         expect("ticket kid", kid.clone(), decision.ticket.as_ref().map(|ticket| ticket.kid.clone()).unwrap_or_default());
     }
 
+    if let Some(deferred) = &case.deferred {
+        expect("deferred", format!("{deferred:?}"), format!("{:?}", decision.deferred));
+    }
+
     if decision.outcome == Outcome::Deny && decision.effects != policy_core::Effects::default() {
         problems.push("a deny must carry empty effects".to_owned());
     }
     problems
-}
-
-/// Returns true when every directory from `path` up to `/` is owned by root
-/// and not writable by group or others.
-fn root_owned_tree(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    path.ancestors().all(|ancestor| {
-        std::fs::metadata(ancestor).is_ok_and(|metadata| metadata.uid() == 0 && metadata.mode() & 0o022 == 0)
-    })
 }
 
 /// Returns true when the test process runs as root (`/proc/self` belongs to
@@ -315,8 +316,7 @@ fn policy_cases() {
             serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
         let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
 
-        let tmp = tempfile::Builder::new().prefix("cases-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tmp = support::root_owned_tempdir("cases-");
         let world = tempfile::Builder::new().prefix("spank-guard-cases-").tempdir().unwrap();
         std::fs::set_permissions(world.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let placeholders = Placeholders { tmp: tmp.path().to_path_buf(), world: world.path().to_path_buf(), key: test_public_key() };
@@ -328,7 +328,7 @@ fn policy_cases() {
         }
         if case_file.needs_root {
             assert!(
-                root_owned_tree(tmp.path()),
+                support::root_owned_tree(tmp.path()),
                 "{file_name}: {} has a parent that is not owned by root or is writable by others; \
                  set CARGO_TARGET_DIR to a directory below root-owned, non-world-writable directories",
                 tmp.path().display()

@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use policy_core::{evaluate, GuardOptions, Outcome, Policy, Request};
 use proptest::prelude::*;
 
+mod support;
+
 const EXAMPLE: &str = include_str!("../../examples/policy.json");
 
 /// A temporary tree with allowed roots, an outside directory and symlinks
@@ -29,8 +31,7 @@ fn tree() -> &'static Tree {
 }
 
 fn build_tree() -> Tree {
-    let directory = tempfile::Builder::new().prefix("prop-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::set_permissions(directory.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let directory = support::root_owned_tempdir("prop-");
     let root = directory.path().to_path_buf();
     for dir in ["data/a/b", "data/c", "data2/x", "outside/y", "images/sub"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -145,6 +146,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
             env: env.into_iter().collect::<BTreeMap<_, _>>(),
             argv,
             job_name,
+            ..Request::default()
         })
 }
 

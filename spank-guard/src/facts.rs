@@ -61,6 +61,7 @@ pub fn request(facts: Facts) -> Request {
         argv: facts.argv.iter().map(|arg| String::from_utf8_lossy(arg).into_owned()).collect(),
         env: facts.env,
         job_name,
+        ..Request::default()
     }
 }
 

@@ -61,6 +61,7 @@ mod tests {
             correlation_id: "test-42".into(),
             ticket: None,
             policy_sha256: String::new(),
+            deferred: Vec::new(),
         }
     }
 

@@ -185,6 +185,7 @@ mod tests {
             correlation_id: "hpc-42".to_owned(),
             ticket: Some(TicketSummary { kid: "jenkins-2026".to_owned(), exp: 1_780_322_400 }),
             policy_sha256: "ab".repeat(32),
+            deferred: Vec::new(),
         }
     }
 

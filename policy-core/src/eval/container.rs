@@ -10,7 +10,7 @@ use crate::flags::{check_flag, split_flag_list};
 use crate::paths::{canonicalize_abs, is_within};
 use crate::policy::model::{BindRoot, Environment, EnvironmentContainer, ImageEntry};
 use crate::policy::{BatchStep, Policy};
-use crate::request::Request;
+use crate::request::{Context, Request};
 use crate::rules;
 
 use super::{quoted_names, reason};
@@ -31,6 +31,7 @@ pub(super) fn check(
     request: &Request,
     reasons: &mut Vec<Reason>,
     effects: &mut Effects,
+    deferred: &mut Vec<String>,
 ) {
     let image = request.options.image.as_deref().filter(|image| !image.is_empty());
     let container = environment.container.as_ref().filter(|container| !container.image_sets.is_empty());
@@ -39,6 +40,11 @@ pub(super) fn check(
         check_without_container(policy, environment, container, image, request, reasons);
         return;
     };
+
+    if request.context == Context::Controller {
+        check_at_controller(container, request, reasons, deferred);
+        return;
+    }
 
     let before = reasons.len();
     let checked_image = match check_image(policy, container, image) {
@@ -132,6 +138,45 @@ fn check_without_container(
                 .to_owned(),
         ));
     }
+}
+
+/// Checks what slurmctld can check without the compute node's file system:
+/// the syntax and destinations of the requested binds and the container
+/// flags. The image (path, ownership, digest), the bind sources (which are
+/// canonicalised on the node) and the runtime are deferred to the node.
+/// No launch effect is produced because the controller starts no task.
+fn check_at_controller(
+    container: &EnvironmentContainer,
+    request: &Request,
+    reasons: &mut Vec<Reason>,
+    deferred: &mut Vec<String>,
+) {
+    for (origin, entry) in requested_bind_lists(request) {
+        let specs = match parse_bind_list(entry) {
+            Ok(specs) => specs,
+            Err(message) => {
+                reasons.push(reason(rules::CONTAINER_BIND, format!("invalid bind list `{entry}` in {origin}: {message}")));
+                continue;
+            }
+        };
+        for spec in specs {
+            if let Err(message) = spec.check_destination() {
+                reasons.push(reason(rules::CONTAINER_BIND, format!("bind `{}` in {origin}: {message}", bind_text(&spec))));
+            }
+        }
+    }
+    check_flags(container, request, reasons);
+    deferred.extend([rules::CONTAINER_IMAGE, rules::CONTAINER_BIND, rules::CONTAINER_RUNTIME].map(str::to_owned));
+}
+
+/// Returns the non-empty bind lists of a request with where each came from:
+/// every `--guard-bind` value, then the Apptainer bind variables.
+fn requested_bind_lists(request: &Request) -> impl Iterator<Item = (&'static str, &str)> {
+    let from_options = request.options.binds.iter().map(|entry| ("`--guard-bind`", entry.as_str()));
+    let from_variables = BIND_VARIABLES
+        .iter()
+        .filter_map(|&name| request.env.get(name).map(|value| (variable_origin(name), value.as_str())));
+    from_options.chain(from_variables).filter(|(_, entry)| !entry.is_empty())
 }
 
 /// Checks the requested image; returns its canonical path and, when a
@@ -256,14 +301,7 @@ fn check_binds(container: &EnvironmentContainer, request: &Request, reasons: &mu
         }
     }
 
-    let from_options = request.options.binds.iter().map(|entry| ("`--guard-bind`", entry.as_str()));
-    let from_variables = BIND_VARIABLES
-        .iter()
-        .filter_map(|&name| request.env.get(name).map(|value| (name, value.as_str())));
-    for (origin, entry) in from_options.chain(from_variables.map(|(name, value)| (variable_origin(name), value))) {
-        if entry.is_empty() {
-            continue;
-        }
+    for (origin, entry) in requested_bind_lists(request) {
         let specs = match parse_bind_list(entry) {
             Ok(specs) => specs,
             Err(message) => {

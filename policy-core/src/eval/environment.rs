@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use crate::decision::Reason;
 use crate::policy::model::Environment;
 use crate::policy::Policy;
-use crate::request::Request;
+use crate::request::{Context, Request, UNLIMITED_TIME_LIMIT};
 use crate::rules;
 
 use super::{quoted_names, reason, EnvironmentSource, RequestedEnvironment};
@@ -39,6 +39,7 @@ pub(super) fn check(
     request: &Request,
     now: Timestamp,
     reasons: &mut Vec<Reason>,
+    deferred: &mut Vec<String>,
 ) {
     if let Some(allow) = &environment.allow {
         let permitted =
@@ -81,11 +82,17 @@ pub(super) fn check(
                     described.join(", ")
                 ),
             ));
+        } else if let Some(minutes) = request.time_limit_minutes {
+            check_time_limit(policy, environment, minutes, now, reasons);
         }
     }
 
     // Before a job has a node (at submit) the node rule cannot be decided; the
     // node checks it again when the step starts.
+    if environment.nodes.is_some() && request.context == Context::Controller {
+        deferred.push(rules::ENVIRONMENT_NODE.to_owned());
+        return;
+    }
     if let (Some(patterns), Some(node)) = (&environment.nodes, request.node.as_deref()) {
         if !patterns.iter().any(|(_, pattern)| pattern.matches(node)) {
             reasons.push(reason(
@@ -98,4 +105,51 @@ pub(super) fn check(
             ));
         }
     }
+}
+
+/// Denies a job whose time limit would run past the end of the open window
+/// that closes last. Windows open for the next 8 days or more have no known
+/// end, so they accept any limit.
+fn check_time_limit(policy: &Policy, environment: &Environment, minutes: u32, now: Timestamp, reasons: &mut Vec<Reason>) {
+    let mut latest: Option<(Timestamp, &str)> = None;
+    for named in environment.windows.iter().filter_map(|&position| policy.windows.get(position)) {
+        if !named.window.contains(now) {
+            continue;
+        }
+        let Some(end) = named.window.current_end(now) else {
+            // This window stays open past the horizon: any limit fits.
+            return;
+        };
+        if latest.is_none_or(|(latest_end, _)| end > latest_end) {
+            latest = Some((end, named.name.as_str()));
+        }
+    }
+    let Some((end, window_name)) = latest else {
+        return;
+    };
+
+    let remaining_minutes = (end.as_second() - now.as_second()).max(0) / 60;
+    let end_text = end.strftime("%Y-%m-%dT%H:%M:%SZ");
+    let requested = if minutes == UNLIMITED_TIME_LIMIT {
+        "no time limit (`UNLIMITED`)".to_owned()
+    } else if i64::from(minutes) > remaining_minutes {
+        format!("a time limit of {minutes} minutes")
+    } else {
+        return;
+    };
+    // Slurm reads `--time=0` as no limit, so a window in its last minute
+    // gets no `--time` suggestion.
+    let hint = if remaining_minutes == 0 {
+        "submit when the window opens again".to_owned()
+    } else {
+        format!("request `--time={remaining_minutes}` or less")
+    };
+    reasons.push(reason(
+        rules::ENVIRONMENT_WINDOW,
+        format!(
+            "job has {requested} but window `{window_name}` of environment `{}` ends at {end_text}, \
+             {remaining_minutes} minutes from now; {hint}",
+            environment.name
+        ),
+    ));
 }

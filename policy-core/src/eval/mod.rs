@@ -40,6 +40,7 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
     let mut ticket = None;
     let mut mode = policy.mode();
     let mut resolved = None;
+    let mut deferred: Vec<String> = Vec::new();
 
     let requested = requested_environment(request);
     let found = match requested.name {
@@ -52,9 +53,9 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
             mode = environment.mode.unwrap_or(policy.mode());
             resolved = Some((environment.name.clone(), environment.risk));
 
-            environment::check(policy, environment, request, now, &mut reasons);
+            environment::check(policy, environment, request, now, &mut reasons, &mut deferred);
             ticket = approval::check(policy, environment, request, now, &mut reasons);
-            container::check(policy, environment, request, &mut reasons, &mut effects);
+            container::check(policy, environment, request, &mut reasons, &mut effects, &mut deferred);
             variables::set(environment, request, &correlation_id, &mut effects);
         }
     }
@@ -88,6 +89,7 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
         correlation_id,
         ticket,
         policy_sha256: policy.sha256().to_owned(),
+        deferred,
     }
 }
 
