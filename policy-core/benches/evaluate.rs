@@ -8,10 +8,10 @@
 //! - `images_10000/*`: a generated policy with one image set of 10,000
 //!   entries and a request for the image of the last entry. No entry pins a
 //!   sha256, so the image is canonicalised and checked but never hashed. The
-//!   four shapes exercise the four ways the loader indexes entries: exact
-//!   paths, globs in the file name under a literal directory, globs in a
-//!   directory with a literal file name, and globs in both, which are
-//!   matched one by one.
+//!   shapes exercise the ways the loader indexes entries: exact paths, globs
+//!   in the file name under a literal directory, globs in a directory with a
+//!   literal file name, globs in both with a distinct literal part of the
+//!   file name, and globs in both whose file names share one suffix.
 
 #![allow(clippy::unwrap_used, clippy::panic, reason = "a benchmark fails loudly on setup errors")]
 
@@ -119,11 +119,13 @@ fn bench_images(criterion: &mut Criterion) {
     let glob_in_directory = |index: usize| format!("{root}/team-{index:05}/*.sif");
     let glob_in_path = |index: usize| format!("{root}/*/model-{index:05}.sif");
     let glob_in_both = |index: usize| format!("{root}/*/build-{index:05}-*.sif");
-    let shapes: [(&str, EntryPattern<'_>, String); 4] = [
+    let glob_shared_suffix = |index: usize| format!("{root}/team-{index:05}/*/*.sif");
+    let shapes: [(&str, EntryPattern<'_>, String); 5] = [
         ("exact_path", &exact_path, exact_path(last)),
         ("glob_in_directory", &glob_in_directory, format!("{root}/team-{last:05}/model.sif")),
         ("glob_in_path", &glob_in_path, format!("{root}/shared/model-{last:05}.sif")),
         ("glob_in_both", &glob_in_both, format!("{root}/shared/build-{last:05}-x86.sif")),
+        ("glob_shared_suffix", &glob_shared_suffix, format!("{root}/team-{last:05}/project/model.sif")),
     ];
 
     let now = now();
