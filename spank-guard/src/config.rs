@@ -8,8 +8,8 @@ use std::path::PathBuf;
 pub const DEFAULT_POLICY_PATH: &str = "/etc/slurm/spank-guard/policy.json";
 
 /// Audit file for `policy_error` records when the policy, which names the
-/// audit path, cannot be loaded.
-pub const DEFAULT_FALLBACK_AUDIT_PATH: &str = "/var/log/spank-guard/audit.jsonl";
+/// audit path, cannot be loaded: the policy format's default audit path.
+pub const DEFAULT_FALLBACK_AUDIT_PATH: &str = policy_core::policy::DEFAULT_AUDIT_PATH;
 
 /// Handling of jobs while the policy cannot be loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
