@@ -33,3 +33,5 @@ demo: plugin-release
 
 bench: plugin-release
 	$(CARGO) run --release -p cluster-tests --example bench
+
+include docker/cluster.mk

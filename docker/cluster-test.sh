@@ -1,0 +1,250 @@
+#!/bin/bash
+# Tests of spank-guard on the dockerised cluster, run by `make cluster-test`
+# (docker/cluster.sh test) once the cluster is healthy. Every job is
+# submitted from the login container as an unprivileged user; the role is
+# deployed with docker/cluster.sh deploy, exactly as `make cluster-deploy`
+# does. The last line is "cluster-test: N passed, M failed".
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+readonly CLUSTER=guardtest
+readonly IMAGE=/mnt/hpc-data/images/tool.sif
+readonly POLICY=/etc/slurm/spank-guard/policy.json
+readonly PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/slurm-wlm
+readonly DROPIN=/etc/slurm/plugstack.conf.d/50-spank-guard.conf
+readonly AUDIT=/var/log/spank-guard/audit.jsonl
+log_dir=$(mktemp -d /tmp/spank-guard-cluster-test.XXXXXX)
+
+passed=0
+failed=0
+
+# on NODE COMMAND...: run COMMAND as root in a cluster container.
+on() {
+    local node=$1
+    shift
+    docker exec "spank-guard-$node" "$@"
+}
+
+# as_user USER COMMAND...: run COMMAND on the login node as USER, in the
+# user's home directory, with stderr merged into stdout.
+as_user() {
+    local user=$1
+    shift
+    docker exec -w "/home/$user" spank-guard-login runuser -u "$user" -- "$@" 2>&1
+}
+
+# expect DESCRIPTION EXPECTED ACTUAL: compare exactly, print both on mismatch.
+expect() {
+    if [[ $2 == "$3" ]]; then
+        return 0
+    fi
+    printf '  %s\n  expected: %q\n  actual:   %q\n' "$1" "$2" "$3"
+    return 1
+}
+
+# run_test NAME: run the function NAME and count it.
+run_test() {
+    local name=$1
+    if "$name"; then
+        passed=$((passed + 1))
+        echo "ok: $name"
+    else
+        failed=$((failed + 1))
+        echo "FAILED: $name"
+    fi
+}
+
+# deploy LOG [ANSIBLE-PLAYBOOK ARGS...]: run the role, output to LOG.
+deploy() {
+    local output=$log_dir/$1.log
+    shift
+    if ! "$here/cluster.sh" deploy "$@" >"$output" 2>&1; then
+        echo "  ansible-playbook failed; last lines of $output:"
+        tail -n 25 "$output" | sed 's/^/    /'
+        return 1
+    fi
+}
+
+# Prints the PLAY RECAP lines of a deployment log, one per host.
+recap() {
+    sed -n '/^PLAY RECAP/,$p' "$log_dir/$1.log" | grep -E '^[a-z0-9]+ +:' | sed -E 's/ +/ /g'
+}
+
+# daemon_pids: the pids of slurmctld and both slurmd, to prove no restart.
+daemon_pids() {
+    echo "slurmctld $(on slurmctld cat /run/slurmctld.pid)"
+    echo "c1 $(on c1 cat /run/slurmd.pid) c2 $(on c2 cat /run/slurmd.pid)"
+}
+
+# deploy_failing LOG [ANSIBLE-PLAYBOOK ARGS...]: run the role and expect it to fail.
+deploy_failing() {
+    local output=$log_dir/$1.log
+    shift
+    if "$here/cluster.sh" deploy "$@" >"$output" 2>&1; then
+        echo "  ansible-playbook succeeded, expected a failure; see $output"
+        return 1
+    fi
+}
+
+role_rejects_other_slurm_release() {
+    deploy_failing other-release -e cluster_slurm_version=23.02.7 || return 1
+    local status=0
+    expect "hosts that named both versions" 3 \
+        "$(grep -cE '"msg": "the node runs Slurm 22\.05\.8 but the plugin in .* was built for Slurm 23\.02\.7; Slurm loads only plugins of its own major\.minor' \
+            "$log_dir/other-release.log")" || status=1
+    expect "failed hosts" "$(printf '%s\n' 'c1 failed=1' 'c2 failed=1' 'login failed=1')" \
+        "$(recap other-release | sed -E 's/^([a-z0-9]+) .*(failed=[0-9]+).*/\1 \2/')" || status=1
+    return $status
+}
+
+role_installs_plugin() {
+    deploy first || return 1
+    local status=0
+    expect "c1 drop-in" \
+        "required $PLUGIN_DIR/spank_guard.so policy=$POLICY on_policy_error=deny" \
+        "$(on c1 grep -v '^#' "$DROPIN")" || status=1
+    expect "login stable plugin name" "spank_guard.so -> spank_guard-" \
+        "$(on login find "$PLUGIN_DIR" -name spank_guard.so -printf '%f -> %l\n' | cut -c1-30)" || status=1
+    expect "audit directory mode" "750 root root" "$(on c2 stat -c '%a %U %G' /var/log/spank-guard)" || status=1
+    expect "policy mode" "644 root root" "$(on c2 stat -c '%a %U %G' "$POLICY")" || status=1
+    return $status
+}
+
+role_second_run_changes_nothing() {
+    deploy second || return 1
+    expect "recap of the second run" \
+        "$(printf '%s\n' 'c1 : ok=X changed=0' 'c2 : ok=X changed=0' 'login : ok=X changed=0')" \
+        "$(recap second | sed -E 's/ok=[0-9]+/ok=X/; s/(changed=[0-9]+).*/\1/')"
+}
+
+srun_spans_both_nodes() {
+    expect "srun -N2 hostname" "$(printf '0: c1\n1: c2')" \
+        "$(as_user alice srun -N2 -l hostname | sort)"
+}
+
+prod_denied_at_submit() {
+    local output status
+    output=$(as_user alice srun -N2 --guard-env=prod hostname)
+    status=$?
+    expect "exit status" 1 "$status" || return 1
+    expect "srun output" \
+        "$(printf '%s\n' \
+            'spank-guard: denied: environment.access: user `alice` is not allowed in environment `prod`; allowed users: (none); allowed groups: `hpc-prod`' \
+            'spank-guard: correlation id: ID' \
+            'srun: error: spank: required plugin spank_guard.so: init_post_opt() failed with rc=-1' \
+            'srun: error: Plugin stack post-option processing failed.')" \
+        "$(sed -E 's/(correlation id: ).*/\1ID/' <<<"$output")"
+}
+
+prod_denied_on_both_nodes() {
+    local output status job_id
+    output=$(as_user bob srun -N2 -l --guard-env=prod hostname)
+    status=$?
+    expect "exit status" 1 "$status" || return 1
+    job_id=$(sed -n 's/^0: spank-guard: correlation id: guardtest-\([0-9]*\)$/\1/p' <<<"$output")
+    expect "spank-guard lines of both nodes" \
+        "$(printf '%s\n' \
+            '0: spank-guard: correlation id: guardtest-'"$job_id" \
+            '0: spank-guard: denied: environment.node: node `c1` is not allowed for environment `prod`; allowed nodes: `c[3-4]`' \
+            '1: spank-guard: correlation id: guardtest-'"$job_id" \
+            '1: spank-guard: denied: environment.node: node `c2` is not allowed for environment `prod`; allowed nodes: `c[3-4]`')" \
+        "$(grep -E '^[01]: spank-guard: ' <<<"$output" | sort)"
+}
+
+wrapped_job_on_both_nodes() {
+    local output
+    output=$(as_user alice srun -N2 -l --guard-image="$IMAGE" --guard-bind=/mnt/hpc-data/dev:/data:ro \
+        printenv SLURM_JOB_ID HOS_CORRELATION_ID)
+    local job_id
+    job_id=$(sed -n 's/^0: \([0-9][0-9]*\)$/\1/p' <<<"$output" | head -n1)
+    local argv="apptainer stand-in: exec --containall --cleanenv --bind /mnt/hpc-data/dev:/data:ro $IMAGE printenv SLURM_JOB_ID HOS_CORRELATION_ID"
+    expect "wrapped job output" \
+        "$(printf '%s\n' "0: $argv" "0: $job_id" "0: $CLUSTER-$job_id" "1: $argv" "1: $job_id" "1: $CLUSTER-$job_id")" \
+        "$(sort -s -k1,1 <<<"$output")" || return 1
+    echo "$job_id" >"$log_dir/wrapped-job-id"
+}
+
+audit_records_share_correlation_id() {
+    local job_id status=0 node
+    job_id=$(cat "$log_dir/wrapped-job-id" 2>/dev/null) || { echo "  no wrapped job ran"; return 1; }
+    for node in c1 c2; do
+        local digest
+        digest=$(on "$node" guardctl policy sha256 "$POLICY")
+        expect "$node decision record" \
+            "decision allow $node dev $CLUSTER-$job_id $IMAGE $digest" \
+            "$(on "$node" python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    record = json.loads(line)
+    if record["event"] == "decision" and record["job_id"] == int(sys.argv[2]):
+        print(record["event"], record["outcome"], record["node"], record["environment"],
+              record["correlation_id"], record["effects"]["container"]["image"], record["policy_sha256"])
+' "$AUDIT" "$job_id")" || status=1
+    done
+    return $status
+}
+
+policy_same_on_every_node() {
+    local login c1 c2
+    login=$(on login guardctl policy sha256 "$POLICY")
+    c1=$(on c1 guardctl policy sha256 "$POLICY")
+    c2=$(on c2 guardctl policy sha256 "$POLICY")
+    expect "policy sha256 on c1 and c2 against login ($login)" "$login $login" "$c1 $c2"
+}
+
+changed_policy_applies_without_restart() {
+    local before_pids before_digest
+    before_pids=$(daemon_pids)
+    before_digest=$(on c1 guardctl policy sha256 "$POLICY")
+    deploy changed -e '{"cluster_prod_nodes": ["c[1-2]"]}' || return 1
+    local status=0
+    expect "daemon pids after the policy change" "$before_pids" "$(daemon_pids)" || status=1
+    [[ $(on c1 guardctl policy sha256 "$POLICY") != "$before_digest" ]] || { echo "  policy sha256 unchanged"; status=1; }
+    expect "prod job of bob after the change" "$(printf '0: c1\n1: c2')" \
+        "$(as_user bob srun -N2 -l --guard-env=prod hostname | sort)" || status=1
+    return $status
+}
+
+invalid_policy_never_lands() {
+    local before
+    before=$(on c1 guardctl policy sha256 "$POLICY")
+    deploy_failing invalid-policy -e '{"cluster_prod_nodes": ["c[4-"]}' || return 1
+    local status=0
+    grep -qF 'failed to validate' "$log_dir/invalid-policy.log" \
+        || { echo "  no validation failure in $log_dir/invalid-policy.log"; status=1; }
+    grep -qF 'environments.prod.nodes[0]' "$log_dir/invalid-policy.log" \
+        || { echo "  guardctl check did not name environments.prod.nodes[0]"; status=1; }
+    expect "policy on c1 after the failed deployment" "$before" "$(on c1 guardctl policy sha256 "$POLICY")" || status=1
+    expect "prod job of bob with the previous policy" "$(printf '0: c1\n1: c2')" \
+        "$(as_user bob srun -N2 -l --guard-env=prod hostname | sort)" || status=1
+    return $status
+}
+
+absent_leaves_clean_cluster() {
+    deploy absent -e spank_guard_state=absent || return 1
+    local status=0 node
+    for node in login c1 c2; do
+        expect "$node spank-guard files" "" \
+            "$(on "$node" sh -c "ls -d $DROPIN $PLUGIN_DIR/spank_guard* /etc/slurm/spank-guard /usr/local/bin/guardctl /etc/logrotate.d/spank-guard 2>/dev/null")" \
+            || status=1
+    done
+    expect "job after removal" "$(printf '0: c1\n1: c2')" "$(as_user alice srun -N2 -l hostname | sort)" || status=1
+    expect "--guard-env after removal" "srun: unrecognized option '--guard-env=prod'" \
+        "$(as_user alice srun -N2 --guard-env=prod hostname | head -n1)" || status=1
+    return $status
+}
+
+no_node_drained() {
+    expect "node states" "$(printf 'c1 idle\nc2 idle')" "$(on login sinfo -h -N -o '%N %t' | sort)"
+}
+
+echo "cluster-test: logs in $log_dir"
+for test_name in role_rejects_other_slurm_release role_installs_plugin role_second_run_changes_nothing srun_spans_both_nodes \
+    prod_denied_at_submit prod_denied_on_both_nodes wrapped_job_on_both_nodes \
+    audit_records_share_correlation_id policy_same_on_every_node \
+    changed_policy_applies_without_restart invalid_policy_never_lands absent_leaves_clean_cluster \
+    no_node_drained; do
+    run_test "$test_name"
+done
+echo "cluster-test: $passed passed, $failed failed"
+((failed == 0))
