@@ -32,6 +32,10 @@ pub fn default_plugin_path() -> PathBuf {
     profile_dir.join("libspank_guard.so")
 }
 
+/// Environment variable that keeps the cluster directory (configuration,
+/// daemon logs, audit files) after the cluster stops, for debugging.
+pub const KEEP_ENV: &str = "SPANK_GUARD_KEEP_CLUSTER";
+
 /// Parent of the cluster directories. Not under /tmp: the image checks of
 /// the policy reject images below a world-writable directory.
 const BASE_DIR: &str = "/var/lib/spank-guard-tests";
@@ -59,7 +63,9 @@ struct Daemon {
 /// A running private cluster. Dropping it stops every daemon and every
 /// slurmstepd it started, and removes its directory.
 pub struct Cluster {
-    dir: tempfile::TempDir,
+    /// Removes the directory when dropped, unless `SPANK_GUARD_KEEP_CLUSTER` is set.
+    temp: Option<tempfile::TempDir>,
+    root: PathBuf,
     daemons: Vec<Daemon>,
     plugin: PathBuf,
 }
@@ -87,7 +93,8 @@ impl Cluster {
             .map_err(|error| format!("cannot create a directory in {BASE_DIR}: {error}"))?;
         set_mode(dir.path(), 0o755)?;
 
-        let mut cluster = Cluster { dir, daemons: Vec::new(), plugin: PathBuf::new() };
+        let root = dir.path().to_path_buf();
+        let mut cluster = Cluster { temp: Some(dir), root, daemons: Vec::new(), plugin: PathBuf::new() };
         cluster.prepare_files(plugin)?;
         cluster.start_daemons()?;
         Ok(cluster)
@@ -95,7 +102,7 @@ impl Cluster {
 
     /// Root directory of the cluster's files.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.root.as_path()
     }
 
     /// Path of the plugin copy the cluster loads.
@@ -110,7 +117,7 @@ impl Cluster {
 
     /// Returns a path inside the cluster directory.
     pub fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
+        self.root.as_path().join(relative)
     }
 
     /// Path of the stand-in `apptainer` executable.
@@ -136,6 +143,8 @@ impl Cluster {
             ("run", 0o755),
             ("state", 0o700),
             ("spool", 0o755),
+            ("spool/c1", 0o755),
+            ("spool/c2", 0o755),
             ("lib", 0o755),
             ("bin", 0o755),
             ("work", 0o755),
@@ -176,7 +185,7 @@ impl Cluster {
     }
 
     fn slurm_conf_text(&self, ports: &[u16]) -> Result<String, String> {
-        let dir = self.dir.path().display();
+        let dir = self.root.as_path().display();
         let host = nix::unistd::gethostname().map_err(|error| format!("cannot read the host name: {error}"))?;
         let host = host.to_string_lossy();
         let host = host.split('.').next().unwrap_or_default();
@@ -257,7 +266,7 @@ impl Cluster {
     }
 
     fn start_daemons(&mut self) -> Result<(), String> {
-        let dir = self.dir.path().to_path_buf();
+        let dir = self.root.as_path().to_path_buf();
         let mut munged = Command::new("munged");
         munged.args([
             "--foreground",
@@ -427,6 +436,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if std::env::var_os(KEEP_ENV).is_some() {
+            if let Some(temp) = self.temp.take() {
+                eprintln!("{KEEP_ENV} is set: keeping {}", temp.keep().display());
+            }
+        }
     }
 }
 

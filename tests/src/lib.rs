@@ -12,6 +12,6 @@ mod command;
 mod stand_in;
 mod users;
 
-pub use cluster::{default_plugin_path, Cluster, NodeState, PLUGIN_ENV};
+pub use cluster::{default_plugin_path, Cluster, NodeState, KEEP_ENV, PLUGIN_ENV};
 pub use command::Output;
 pub use users::{TestUser, PROD_GROUP, TEST_USERS};
