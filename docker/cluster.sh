@@ -10,6 +10,7 @@
 #                              when needed); ends with "cluster-test: N passed, M failed"
 #   docker/cluster.sh down     remove the containers, network and volumes
 #   docker/cluster.sh lint     run yamllint and ansible-lint on ansible/
+#   docker/cluster.sh ci       test, then down, then repeat the summary line
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -152,8 +153,19 @@ case "$command" in
         fi
         "$here/cluster-test.sh"
         ;;
+    ci)
+        # Remove the cluster whatever the result, then repeat the test
+        # summary so that it stays the last line of the output for CI.
+        output=$(mktemp)
+        status=0
+        "$0" test | tee "$output" || status=$?
+        "$0" down >&2 || status=1
+        tail -n 1 "$output"
+        rm -f "$output"
+        exit "$status"
+        ;;
     *)
-        echo "usage: $0 up|deploy|test|down|lint" >&2
+        echo "usage: $0 up|deploy|test|down|lint|ci" >&2
         exit 64
         ;;
 esac
