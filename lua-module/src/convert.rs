@@ -63,10 +63,11 @@ fn environment(value: &Value) -> Result<BTreeMap<String, String>, String> {
                 env.insert(name.to_string_lossy(), value.to_string_lossy());
             }
             _ => {
+                // The value may be a secret, so only its type is shown.
                 return Err(format!(
-                    "invalid request table: `env` entry {} = {} is not a string pair",
+                    "invalid request table: `env` entry {} has a value of type {}; names and values must be strings",
                     describe(&name),
-                    describe(&value)
+                    value.type_name()
                 ))
             }
         }
@@ -93,8 +94,8 @@ fn context_name(context: Context) -> &'static str {
     }
 }
 
-/// Describes a Lua value for an error message without printing secrets:
-/// strings are shown (they are names or short values), tables are not.
+/// Describes a Lua value for an error message. Strings are shown whole, so
+/// callers pass only keys and field values, never environment values.
 fn describe(value: &Value) -> String {
     match value {
         Value::String(text) => format!("`{}`", text.to_string_lossy()),

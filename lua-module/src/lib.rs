@@ -95,7 +95,7 @@ fn evaluate(lua: &Lua, path: &Value, request: &Value, now: &Value) -> Result<Val
         Value::Nil => jiff::Timestamp::now(),
         Value::Integer(seconds) => timestamp(*seconds)?,
         Value::Number(seconds) if seconds.fract() == 0.0 && seconds.is_finite() => {
-            // Lua 5.1 numbers are doubles; whole numbers within i64 convert exactly enough.
+            // Lua 5.1 numbers are doubles; whole values up to 2^53 convert to i64 exactly.
             #[allow(clippy::cast_possible_truncation, reason = "checked to be a whole finite number")]
             timestamp(*seconds as i64)?
         }
