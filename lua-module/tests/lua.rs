@@ -2,7 +2,7 @@
 //! job_submit/lua does, and runs Lua scripts against real policy files.
 //!
 //! The module is the cdylib that `cargo test -p spank-guard-lua` builds
-//! (`target/<profile>/libspank_guard_lua.so`), copied as `spank_guard.so`
+//! (`target/<profile>/deps/libspank_guard_lua.so`), copied as `spank_guard.so`
 //! into a directory on `package.cpath`. The policy files must be owned by
 //! root, like on a controller, so these tests skip with a note when they do
 //! not run as root.
@@ -94,12 +94,13 @@ fn nix_is_root() -> bool {
     fs::metadata("/proc/self").map(|metadata| metadata.uid() == 0).unwrap_or(false)
 }
 
-/// Returns `target/<profile>/libspank_guard_lua.so` next to the test binary's
-/// `deps` directory.
+/// Returns the module that cargo built for this test run: the library is
+/// also an rlib, so cargo builds it (with its cdylib) as a dependency of the
+/// test and writes `libspank_guard_lua.so` next to the test binary in
+/// `target/<profile>/deps`.
 fn module_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = profile_dir.join("libspank_guard_lua.so");
+    let path = exe.parent().unwrap().join("libspank_guard_lua.so");
     assert!(path.is_file(), "{} not found; build it with `cargo build -p spank-guard-lua`", path.display());
     path
 }
