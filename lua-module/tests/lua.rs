@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Saturday 2026-12-05 14:00 UTC, inside the `maintenance` window below.
