@@ -33,7 +33,7 @@ pub enum Command {
     /// Evaluates the request as the compute node would at step launch.
     /// Exits 0 when the job would run (allow, or would_deny in audit mode)
     /// and 3 when the policy denies it.
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
     /// Create key pairs, and issue or verify approval tickets.
     Ticket {
         #[command(subcommand)]
@@ -108,6 +108,16 @@ pub struct ExplainArgs {
     /// Slurm job name (tickets may be bound to it).
     #[arg(long = "job-name", value_name = "NAME")]
     pub job_name: Option<String>,
+
+    /// Slurm cluster name, the first part of the correlation id.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Slurm job id, for the correlation id `<cluster>-<job id>` and the
+    /// `{job_id}` placeholder of env.set. Without it the request is
+    /// evaluated as before submission.
+    #[arg(long = "job-id", value_name = "ID")]
+    pub job_id: Option<u32>,
 
     /// Evaluation time in RFC 3339, for example 2026-06-01T09:30:00Z or
     /// 2026-06-01T10:30:00+01:00. Default: now.

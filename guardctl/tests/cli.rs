@@ -349,6 +349,18 @@ fn explain_container_command_line() {
 }
 
 #[test]
+fn explain_job_id_sets_correlation_id() {
+    let output = explain_example(&[
+        "--user", "alice", "--env", "dev", "--cluster", "hpc", "--job-id", "4242", "--at", WEDNESDAY, "--", "true",
+    ]);
+
+    assert_eq!(output.status.code(), Some(0));
+    let table = stdout(&output);
+    assert_eq!(row(&table, "correlation"), Some("hpc-4242"));
+    assert_eq!(row(&table, "set"), Some("HOS_CORRELATION_ID=hpc-4242 HOS_ENV=dev HOS_RISK=1"));
+}
+
+#[test]
 fn explain_invalid_policy_fails() {
     let output = guardctl(&["explain", "--policy", "/nonexistent/policy.json", "--user", "alice", "--", "true"]);
 
@@ -601,6 +613,8 @@ fn help_lists_commands_and_options() {
         "--justification <TEXT>",
         "--node <NODE>",
         "--job-name <NAME>",
+        "--cluster <NAME>",
+        "--job-id <ID>",
         "--at <RFC3339>",
         "--setenv <NAME=VALUE>",
         "--inherit-env",

@@ -52,6 +52,8 @@ fn build_request(
     Request {
         // The compute node's step check is the authoritative one.
         context: Context::Step,
+        cluster: arguments.cluster.clone().unwrap_or_default(),
+        job_id: arguments.job_id,
         node: arguments.node.clone(),
         user: arguments.user.clone(),
         groups: arguments.groups.clone(),
