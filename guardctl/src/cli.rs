@@ -114,8 +114,8 @@ pub struct ExplainArgs {
     pub cluster: Option<String>,
 
     /// Slurm job id, for the correlation id `<cluster>-<job id>` and the
-    /// `{job_id}` placeholder of env.set. Without it the request is
-    /// evaluated as before submission.
+    /// `{job_id}` placeholder of env.set. Without it the correlation id has
+    /// the form used before submission.
     #[arg(long = "job-id", value_name = "ID")]
     pub job_id: Option<u32>,
 
