@@ -138,6 +138,27 @@ pub fn correlation_id(request: &Request, now: Timestamp) -> String {
     }
 }
 
+/// Returns a new random UUID version 4 in lowercase hex
+/// (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`), for the submit side to put in
+/// `HOS_CORRELATION_ID` when the user gave none. The bytes come from the
+/// kernel's `getrandom(2)`; its error is returned as text.
+pub fn new_correlation_id() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|error| format!("cannot read random bytes for a correlation id: {error}"))?;
+    // Version 4 in the high nibble of byte 6, RFC 4122 variant (10xx) in byte 8.
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+
+    let mut text = String::with_capacity(36);
+    for (position, byte) in bytes.iter().enumerate() {
+        if matches!(position, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push_str(&format!("{byte:02x}"));
+    }
+    Ok(text)
+}
+
 /// Returns true for 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
 pub fn is_valid_correlation_id(text: &str) -> bool {
     !text.is_empty()
@@ -178,4 +199,25 @@ pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usiz
 
 pub(crate) fn reason(rule: &str, message: String) -> Reason {
     Reason { rule: rule.to_owned(), message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_correlation_id_is_uuid_v4() {
+        let id = new_correlation_id().unwrap();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(groups.iter().map(|group| group.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(id.bytes().all(|byte| byte == b'-' || byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)), "{id}");
+        assert_eq!(&id[14..15], "4", "version nibble of {id}");
+        assert!(["8", "9", "a", "b"].contains(&&id[19..20]), "variant nibble of {id}");
+        assert!(is_valid_correlation_id(&id));
+    }
+
+    #[test]
+    fn new_correlation_ids_differ() {
+        assert_ne!(new_correlation_id().unwrap(), new_correlation_id().unwrap());
+    }
 }
