@@ -16,14 +16,15 @@
 
 mod cache;
 mod convert;
+mod identity;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use mlua::{Lua, Table, Value};
 
-/// Creates the module table: `version`, `load(path)` and
-/// `evaluate(path, request [, now])`.
+/// Creates the module table: `version`, `load(path)`,
+/// `evaluate(path, request [, now])` and `identity(uid)`.
 #[mlua::lua_module(name = "spank_guard")]
 fn spank_guard(lua: &Lua) -> mlua::Result<Table> {
     let exports = lua.create_table()?;
@@ -35,6 +36,7 @@ fn spank_guard(lua: &Lua) -> mlua::Result<Table> {
             Ok(guarded(|| evaluate(lua, &path, &request, &now)))
         })?,
     )?;
+    exports.set("identity", lua.create_function(|lua, uid: Value| Ok(guarded(|| identity(lua, &uid))))?)?;
     Ok(exports)
 }
 
@@ -106,6 +108,29 @@ fn evaluate(lua: &Lua, path: &Value, request: &Value, now: &Value) -> Result<Val
     let request = convert::request(lua, table)?;
     let decision = policy_core::evaluate(&policy, &request, now);
     convert::decision(lua, &decision)
+}
+
+/// `identity(uid)`: returns `{ user = NAME, groups = { NAME, ... } }` for
+/// the submitting uid, as the request's `user` and `groups` expect.
+fn identity(lua: &Lua, uid: &Value) -> Result<Value, String> {
+    let uid = match uid {
+        Value::Integer(uid) => u32::try_from(*uid).ok(),
+        // Lua 5.1 numbers are doubles: accept whole values in the u32 range.
+        Value::Number(uid) if uid.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(uid) => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked to be a whole u32 value")]
+            Some(*uid as u32)
+        }
+        _ => None,
+    }
+    .ok_or_else(|| format!("invalid uid: expected a whole number from 0 to {}", u32::MAX))?;
+
+    let (user, groups) = identity::resolve(uid)?;
+    let table = lua.create_table().map_err(|error| error.to_string())?;
+    table.raw_set("user", user).map_err(|error| error.to_string())?;
+    table
+        .raw_set("groups", lua.create_sequence_from(groups).map_err(|error| error.to_string())?)
+        .map_err(|error| error.to_string())?;
+    Ok(Value::Table(table))
 }
 
 fn policy_path(value: &Value) -> Result<String, String> {

@@ -254,3 +254,24 @@ fn writable_policy_rejected() {
     let path = fixture.policy_path().display().to_string();
     assert_eq!(stdout, format!("nil\t{path}: policy file is writable by group or others (mode 0666); run `chmod go-w {path}`\n"));
 }
+
+#[test]
+fn identity_resolves_uid() {
+    let Some(fixture) = Fixture::new() else { return };
+    let stdout = fixture.run(
+        "local root = guard.identity(0)
+local has_root = false
+for _, group in ipairs(root.groups) do has_root = has_root or group == 'root' end
+print(root.user, has_root)
+print(guard.identity(-1))
+print(guard.identity(4000000123))",
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "root\ttrue",
+            "nil\tinvalid uid: expected a whole number from 0 to 4294967295",
+            "nil\tuser id 4000000123 not found in the passwd database of the controller",
+        ]
+    );
+}
