@@ -208,7 +208,14 @@ end
 
 local function check(job_desc, part_list, submit_uid)
 	if not module_loaded then
-		return policy_error("cannot load the spank_guard Lua module: " .. tostring(guard), job_desc, submit_uid)
+		-- require's message goes on to list every path it tried, one per line.
+		local first_line = string.gsub(string.match(tostring(guard), "^[^\n]*"), ":$", "")
+		return policy_error(
+			"cannot load the spank_guard Lua module (" .. first_line .. "); "
+				.. "install spank_guard.so in a package.cpath directory or set MODULE_DIR in job_submit.lua",
+			job_desc,
+			submit_uid
+		)
 	end
 	local request, request_err = build_request(job_desc, part_list, submit_uid)
 	if request == nil then
