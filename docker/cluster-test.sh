@@ -2,12 +2,12 @@
 # Tests of spank-guard on the dockerised cluster, run by `make cluster-test`
 # (docker/cluster.sh test) once the cluster is healthy. Every job is
 # submitted from the login container as an unprivileged user; the role is
-# deployed with docker/cluster.sh deploy, exactly as `make cluster-deploy`
-# does. The last line is "cluster-test: N passed, M failed".
+# deployed with ansible/site.yml as `make cluster-deploy` does, using the
+# plugin and guardctl that docker/cluster.sh test built once beforehand.
+# The last line is "cluster-test: N passed, M failed".
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-readonly CLUSTER=guardtest
 readonly IMAGE=/mnt/hpc-data/images/tool.sif
 readonly POLICY=/etc/slurm/spank-guard/policy.json
 readonly PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/slurm-wlm
@@ -58,7 +58,7 @@ run_test() {
 deploy() {
     local output=$log_dir/$1.log
     shift
-    if ! "$here/cluster.sh" deploy "$@" >"$output" 2>&1; then
+    if ! "$here/cluster.sh" playbook "$@" >"$output" 2>&1; then
         echo "  ansible-playbook failed; last lines of $output:"
         tail -n 25 "$output" | sed 's/^/    /'
         return 1
@@ -80,7 +80,7 @@ daemon_pids() {
 deploy_failing() {
     local output=$log_dir/$1.log
     shift
-    if "$here/cluster.sh" deploy "$@" >"$output" 2>&1; then
+    if "$here/cluster.sh" playbook "$@" >"$output" 2>&1; then
         echo "  ansible-playbook succeeded, expected a failure; see $output"
         return 1
     fi
@@ -137,16 +137,18 @@ prod_denied_at_submit() {
 }
 
 prod_denied_on_both_nodes() {
-    local output status job_id
+    local output status correlation_id
     output=$(as_user bob srun -N2 -l --guard-env=prod hostname)
     status=$?
     expect "exit status" 1 "$status" || return 1
-    job_id=$(sed -n 's/^0: spank-guard: correlation id: guardtest-\([0-9]*\)$/\1/p' <<<"$output")
+    # Both nodes must print the one correlation id of the job, whatever it is.
+    correlation_id=$(sed -n 's/^0: spank-guard: correlation id: \(.\+\)$/\1/p' <<<"$output")
+    [[ -n $correlation_id ]] || { echo "  no correlation id from c1:"; sed 's/^/    /' <<<"$output"; return 1; }
     expect "spank-guard lines of both nodes" \
         "$(printf '%s\n' \
-            '0: spank-guard: correlation id: guardtest-'"$job_id" \
+            '0: spank-guard: correlation id: '"$correlation_id" \
             '0: spank-guard: denied: environment.node: node `c1` is not allowed for environment `prod`; allowed nodes: `c[3-4]`' \
-            '1: spank-guard: correlation id: guardtest-'"$job_id" \
+            '1: spank-guard: correlation id: '"$correlation_id" \
             '1: spank-guard: denied: environment.node: node `c2` is not allowed for environment `prod`; allowed nodes: `c[3-4]`')" \
         "$(grep -E '^[01]: spank-guard: ' <<<"$output" | sort)"
 }
@@ -155,23 +157,27 @@ wrapped_job_on_both_nodes() {
     local output
     output=$(as_user alice srun -N2 -l --guard-image="$IMAGE" --guard-bind=/mnt/hpc-data/dev:/data:ro \
         printenv SLURM_JOB_ID HOS_CORRELATION_ID)
-    local job_id
-    job_id=$(sed -n 's/^0: \([0-9][0-9]*\)$/\1/p' <<<"$output" | head -n1)
+    # Task 0 prints the argv line, the job id and the correlation id; task 1
+    # must print the same three lines.
+    local job_id correlation_id
+    job_id=$(sed -n '2s/^0: //p' <<<"$(grep '^0: ' <<<"$output")")
+    correlation_id=$(sed -n '3s/^0: //p' <<<"$(grep '^0: ' <<<"$output")")
     local argv="apptainer stand-in: exec --containall --cleanenv --bind /mnt/hpc-data/dev:/data:ro $IMAGE printenv SLURM_JOB_ID HOS_CORRELATION_ID"
     expect "wrapped job output" \
-        "$(printf '%s\n' "0: $argv" "0: $job_id" "0: $CLUSTER-$job_id" "1: $argv" "1: $job_id" "1: $CLUSTER-$job_id")" \
+        "$(printf '%s\n' "0: $argv" "0: $job_id" "0: $correlation_id" "1: $argv" "1: $job_id" "1: $correlation_id")" \
         "$(sort -s -k1,1 <<<"$output")" || return 1
-    echo "$job_id" >"$log_dir/wrapped-job-id"
+    [[ $job_id =~ ^[0-9]+$ && -n $correlation_id ]] || { echo "  no job id or correlation id: $output"; return 1; }
+    echo "$job_id $correlation_id" >"$log_dir/wrapped-job"
 }
 
 audit_records_share_correlation_id() {
-    local job_id status=0 node
-    job_id=$(cat "$log_dir/wrapped-job-id" 2>/dev/null) || { echo "  no wrapped job ran"; return 1; }
+    local job_id correlation_id status=0 node
+    read -r job_id correlation_id <"$log_dir/wrapped-job" 2>/dev/null || { echo "  no wrapped job ran"; return 1; }
     for node in c1 c2; do
         local digest
         digest=$(on "$node" guardctl policy sha256 "$POLICY")
         expect "$node decision record" \
-            "decision allow $node dev $CLUSTER-$job_id $IMAGE $digest" \
+            "decision allow $node dev $correlation_id $IMAGE $digest" \
             "$(on "$node" python3 -c '
 import json, sys
 for line in open(sys.argv[1]):

@@ -6,6 +6,8 @@
 #   docker/cluster.sh deploy [ANSIBLE-PLAYBOOK ARGS...]
 #                              build the plugin and guardctl on the host and
 #                              deploy them with ansible/roles/spank_guard
+#   docker/cluster.sh playbook [ANSIBLE-PLAYBOOK ARGS...]
+#                              deploy what target/release holds, without building
 #   docker/cluster.sh test     run docker/cluster-test.sh (starts the cluster
 #                              when needed); ends with "cluster-test: N passed, M failed"
 #   docker/cluster.sh down     remove the containers, network and volumes
@@ -137,6 +139,10 @@ case "$command" in
     down) cluster_down ;;
     deploy)
         build_plugin
+        deploy "$@"
+        ;;
+    playbook)
+        # deploy without building first; cluster-test.sh builds once.
         deploy "$@"
         ;;
     lint) lint ;;
