@@ -128,6 +128,9 @@ impl Demo<'_> {
             println!("{line}");
         }
         println!("(exit code {})", output.code);
+        // slurmstepd writes step_end after srun returned; the nodes are idle
+        // once every step has ended.
+        self.cluster.settle()?;
         let new_records: Vec<String> = self.audit_lines().into_iter().skip(before).collect();
         if new_records.is_empty() {
             println!("Audit: no record (nothing reached a compute node)");

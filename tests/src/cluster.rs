@@ -354,6 +354,23 @@ impl Cluster {
         self.wait_for("both nodes to be idle", all_idle)
     }
 
+    /// Waits until both nodes are idle, without checking the daemons.
+    ///
+    /// A node becomes idle only after every slurmstepd of the job has ended,
+    /// so the `step_end` audit records, which slurmstepd writes after srun
+    /// already returned, are complete once this returns.
+    pub fn settle(&self) -> Result<(), String> {
+        let conf = self.slurm_conf();
+        let start = Instant::now();
+        while start.elapsed() < READY_TIMEOUT {
+            if all_idle(&conf) {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(100));
+        }
+        Err(format!("timed out after {READY_TIMEOUT:?} waiting for both nodes to be idle: {:?}", self.node_states()))
+    }
+
     /// Runs a client command as root.
     pub fn root(&self, args: &[&str]) -> Output {
         client(&self.slurm_conf(), args)

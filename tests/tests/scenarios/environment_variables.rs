@@ -5,8 +5,8 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
-    audit_records, base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
-    paths, prepare_files, records_of, srun, Readable, USER,
+    base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
+    paths, prepare_files, records_of, settled_records, srun, Readable, USER,
 };
 
 pub const SCENARIOS: [(&str, super::Scenario); 7] = [
@@ -73,8 +73,9 @@ fn justification_with_newlines_and_quotes(cluster: &mut Cluster) -> Result<(), S
     let justification = "line one \"quoted\"\nline two 'single' \\ backslash\r\n{\"json\": true}";
     let output = srun(cluster, &USER, &[("HOS_JUSTIFICATION", justification)], &["-N1", "true"]);
     expect_code(&output, 0)?;
+    cluster.settle()?;
     let text = std::fs::read_to_string(paths(cluster).audit).map_err(|error| error.to_string())?;
-    let records = audit_records(&paths(cluster).audit)?;
+    let records = settled_records(cluster, &paths(cluster).audit)?;
     check(text.lines().count() == records.len(), "every line is one record", &output)?;
     let decision = records.iter().find(|record| record["event"] == "decision").cloned().unwrap_or_default();
     expect_field(&decision, "justification", &json!(justification))
@@ -96,8 +97,9 @@ fn long_and_binary_values_reach_task(cluster: &mut Cluster) -> Result<(), String
     expect_code(&output, 0)?;
     let lines: Vec<String> = output.stdout.lines().map(|line| line.trim().to_owned()).collect();
     check(lines == ["100000", "1", "ff fe 2d 72 61 77"], &format!("task saw {lines:?}"), &output)?;
+    cluster.settle()?;
     let text = std::fs::read_to_string(paths(cluster).audit).map_err(|error| error.to_string())?;
-    let records = audit_records(&paths(cluster).audit)?;
+    let records = settled_records(cluster, &paths(cluster).audit)?;
     check(text.lines().count() == records.len() && records.len() == 2, "two whole audit records", &output)
 }
 

@@ -7,8 +7,8 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
-    audit_records, base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
-    paths, prepare_files, records_of, srun, Readable, PROD_USER, USER,
+    base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
+    paths, prepare_files, records_of, settled_records, srun, Readable, PROD_USER, USER,
 };
 
 pub const SCENARIOS: [(&str, super::Scenario); 9] = [
@@ -134,7 +134,7 @@ fn extern_step_never_checked(cluster: &mut Cluster) -> Result<(), String> {
     // must neither be evaluated nor fail.
     let output = cluster.run_as(&USER, &[], &["sbatch", "--wait", "--guard-env=production", "--output=/dev/null", "--wrap=true"]);
     expect_code(&output, 1)?;
-    let records = audit_records(&paths(cluster).audit)?;
+    let records = settled_records(cluster, &paths(cluster).audit)?;
     check(
         !records.iter().any(|record| record["step_id"] == EXTERN_STEP_ID),
         &format!("the extern step must not be audited: {records:#?}"),
@@ -179,8 +179,9 @@ fn concurrent_steps_write_whole_lines(cluster: &mut Cluster) -> Result<(), Strin
         let output = output.map_err(|_| "a submitting thread panicked".to_owned())?;
         expect_code(&output, 0)?;
     }
+    cluster.settle()?;
     let text = std::fs::read_to_string(paths(cluster).audit).map_err(|error| error.to_string())?;
-    let records = audit_records(&paths(cluster).audit)?;
+    let records = settled_records(cluster, &paths(cluster).audit)?;
     if text.lines().count() != records.len() || records.len() != 16 {
         return Err(format!("expected 16 whole records (8 decision, 8 step_end), got {} lines", text.lines().count()));
     }

@@ -5,8 +5,8 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
-    audit_records, base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
-    paths, prepare_files, records_of, srun, Readable, USER,
+    base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
+    paths, prepare_files, records_of, settled_records, srun, Readable, USER,
 };
 
 pub const SCENARIOS: [(&str, super::Scenario); 8] = [
@@ -37,7 +37,7 @@ fn failed_job_id(cluster: &Cluster) -> Result<u64, String> {
 }
 
 fn policy_error_records(cluster: &Cluster) -> Result<Vec<serde_json::Value>, String> {
-    Ok(audit_records(&paths(cluster).fallback_audit)?.into_iter().filter(|record| record["event"] == "policy_error").collect())
+    Ok(settled_records(cluster, &paths(cluster).fallback_audit)?.into_iter().filter(|record| record["event"] == "policy_error").collect())
 }
 
 fn missing_policy_denied_at_submit(cluster: &mut Cluster) -> Result<(), String> {
@@ -113,7 +113,7 @@ fn invalid_policy_allowed(cluster: &mut Cluster) -> Result<(), String> {
     check(errors.len() == 1, &format!("expected one policy_error record, got {errors:#?}"), &output)?;
     expect_field(&errors[0], "outcome", &json!("allow"))?;
     let ends: Vec<_> =
-        audit_records(&paths(cluster).fallback_audit)?.into_iter().filter(|record| record["event"] == "step_end").collect();
+        settled_records(cluster, &paths(cluster).fallback_audit)?.into_iter().filter(|record| record["event"] == "step_end").collect();
     check(ends.len() == 1, &format!("the step_end record goes to the fallback audit file: {ends:#?}"), &output)
 }
 

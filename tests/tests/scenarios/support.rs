@@ -167,9 +167,17 @@ pub fn audit_records(path: &std::path::Path) -> Result<Vec<Value>, String> {
         .collect()
 }
 
-/// Returns the records of `event` from the policy's audit file.
+/// Waits until the jobs have ended on the nodes, then reads every record
+/// of an audit file of the cluster.
+pub fn settled_records(cluster: &Cluster, path: &std::path::Path) -> Result<Vec<Value>, String> {
+    cluster.settle()?;
+    audit_records(path)
+}
+
+/// Returns the records of `event` from the policy's audit file, once the
+/// jobs have ended on the nodes.
 pub fn records_of(cluster: &Cluster, event: &str) -> Result<Vec<Value>, String> {
-    Ok(audit_records(&paths(cluster).audit)?.into_iter().filter(|record| record["event"] == event).collect())
+    Ok(settled_records(cluster, &paths(cluster).audit)?.into_iter().filter(|record| record["event"] == event).collect())
 }
 
 /// Fails with the output unless `condition` holds.
