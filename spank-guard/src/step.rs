@@ -26,7 +26,6 @@ use crate::{identity, launch, options, records, report};
 /// (`SLURM_EXTERN_CONT`). It runs no user command and is never checked.
 pub const EXTERN_STEP_ID: u32 = 0xFFFF_FFFC;
 
-
 /// Outcome for the tasks of this step, decided once in `init_post_opt`.
 enum Verdict {
     /// `init_post_opt` has not run (or failed before deciding).
@@ -67,6 +66,10 @@ struct StepState {
     evaluated: Option<Evaluated>,
     exit_statuses: Vec<i32>,
 }
+
+/// Configuration error shown when `slurm_spank_init` never ran, which
+/// Slurm does not do; the tasks fail rather than run unchecked.
+const NOT_INITIALISED: &str = "the plugin was not initialised: slurm_spank_init did not run in this slurmstepd";
 
 static STATE: Mutex<StepState> = Mutex::new(StepState {
     config: Err(String::new()),
@@ -119,6 +122,7 @@ fn decide(spank: &Spank) -> Verdict {
 
     let config = match state().config.clone() {
         Ok(config) => config,
+        Err(message) if message.is_empty() => return deny_with(NOT_INITIALISED.to_owned()),
         Err(message) => return Verdict::Deny(vec![format!("{PREFIX}{message}")]),
     };
 
