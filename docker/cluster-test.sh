@@ -1,8 +1,8 @@
 #!/bin/bash
 # Tests of spank-guard on the dockerised cluster, run by `make cluster-test`
 # (docker/cluster.sh test) once the cluster is healthy. Every job is
-# submitted from the login container as an unprivileged user; the role is
-# deployed with ansible/site.yml as `make cluster-deploy` does, using the
+# submitted from the login container as an unprivileged user. Each test
+# deploys with ansible/site.yml as `make cluster-deploy` does, but with the
 # plugin and guardctl that docker/cluster.sh test built once beforehand.
 # The last line is "cluster-test: N passed, M failed".
 set -uo pipefail

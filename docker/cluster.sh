@@ -8,8 +8,9 @@
 #                              deploy them with ansible/roles/spank_guard
 #   docker/cluster.sh playbook [ANSIBLE-PLAYBOOK ARGS...]
 #                              deploy what target/release holds, without building
-#   docker/cluster.sh test     run docker/cluster-test.sh (starts the cluster
-#                              when needed); ends with "cluster-test: N passed, M failed"
+#   docker/cluster.sh test     build, start the cluster when it is not running,
+#                              and run docker/cluster-test.sh, whose last line
+#                              is "cluster-test: N passed, M failed"
 #   docker/cluster.sh down     remove the containers, network and volumes
 #   docker/cluster.sh lint     run yamllint and ansible-lint on ansible/
 #   docker/cluster.sh ci       test, then down, then repeat the summary line
