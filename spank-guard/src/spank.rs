@@ -295,6 +295,19 @@ impl Spank {
         check("spank_setenv", name, code)
     }
 
+    /// Sets a variable in the job control environment
+    /// (`spank_job_control_setenv`, local and allocator contexts). Slurm
+    /// sends it with the job request: slurmctld's job_submit/lua reads it from
+    /// `job_desc.spank_job_env`, and the prolog and epilog as `SPANK_<name>`.
+    pub fn job_control_setenv(&self, name: &str, value: &[u8]) -> Result<(), SpankError> {
+        let c_name = c_string("spank_job_control_setenv", name.as_bytes())?;
+        let c_value = c_string("spank_job_control_setenv", value)?;
+        // SAFETY: valid handle and NUL-terminated strings that outlive the
+        // call; Slurm copies both.
+        let code = unsafe { sys::spank_job_control_setenv(self.handle, c_name.as_ptr(), c_value.as_ptr(), 1) };
+        check("spank_job_control_setenv", name, code)
+    }
+
     /// Removes a variable from the job environment (`spank_unsetenv`, remote only).
     pub fn unsetenv(&self, name: &str) -> Result<(), SpankError> {
         let c_name = c_string("spank_unsetenv", name.as_bytes())?;

@@ -53,6 +53,7 @@ pub fn check(spank: &Spank) -> Status {
     };
 
     relay_repeated_options();
+    share_with_controller(spank);
 
     let request = match gather(spank) {
         Ok(request) => request,
@@ -112,6 +113,62 @@ fn relay_repeated_options() {
         match value {
             Some(value) => std::env::set_var(name, value),
             None => std::env::remove_var(name),
+        }
+    }
+}
+
+/// Job environment variables that slurmctld cannot read from the job
+/// descriptor (job_submit/lua sees only `spank_job_env` and the options), so
+/// the submit side copies them there with `spank_job_control_setenv`.
+const CONTROLLER_VARIABLES: [&str; 5] = [
+    policy_core::ENVIRONMENT_VARIABLE,
+    policy_core::JUSTIFICATION_VARIABLE,
+    policy_core::TICKET_VARIABLE,
+    options::RELAY_VARIABLES[0].0,
+    options::RELAY_VARIABLES[1].0,
+];
+
+/// Gives the job a correlation id and copies the variables the controller
+/// needs into the job control environment.
+///
+/// Without a valid `HOS_CORRELATION_ID` in the environment a new UUID v4 is
+/// set, so the process environment that srun, sbatch and salloc copy into
+/// the job carries it to every step, and the controller logs the same id.
+/// Failures are logged and skipped: the node then falls back to
+/// `<cluster>-<job id>`.
+fn share_with_controller(spank: &Spank) {
+    let given = std::env::var(policy_core::CORRELATION_ID_VARIABLE)
+        .ok()
+        .filter(|id| policy_core::is_valid_correlation_id(id));
+    let correlation_id = match given {
+        Some(id) => Some(id),
+        None => match policy_core::new_correlation_id() {
+            Ok(id) => {
+                // The job environment is copied after this callback, on this thread.
+                std::env::set_var(policy_core::CORRELATION_ID_VARIABLE, &id);
+                Some(id)
+            }
+            Err(error) => {
+                spank::log(LogLevel::Info, &format!("{PREFIX}{error}; the node will use <cluster>-<job id>"));
+                None
+            }
+        },
+    };
+
+    let mut shared: Vec<(&str, String)> = Vec::new();
+    if let Some(id) = correlation_id {
+        shared.push((policy_core::CORRELATION_ID_VARIABLE, id));
+    }
+    for name in CONTROLLER_VARIABLES {
+        if let Some(value) = std::env::var(name).ok().filter(|value| !value.is_empty()) {
+            shared.push((name, value));
+        }
+    }
+    for (name, value) in shared {
+        // srun inside an existing allocation creates no job, and Slurm may
+        // refuse the call there; the step still carries the variable.
+        if let Err(error) = spank.job_control_setenv(name, value.as_bytes()) {
+            tracing::debug!("cannot pass {name} to the controller: {error}");
         }
     }
 }

@@ -7,6 +7,7 @@ use policy_core::ticket::{issue, Claims};
 use serde_json::json;
 
 use super::support::{
+    job_correlation_id,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install, prepare_files,
     records_of, signing_key, srun, Readable, KEY_ID, USER,
 };
@@ -67,7 +68,7 @@ fn closed_window_denies(cluster: &mut Cluster) -> Result<(), String> {
     let job_id = decisions[0]["job_id"].as_u64().unwrap_or_default();
     expect_guard_lines(
         &output,
-        &[&format!("spank-guard: denied: environment.window: {message}"), &format!("spank-guard: correlation id: guardtest-{job_id}")],
+        &[&format!("spank-guard: denied: environment.window: {message}"), &format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?)],
     )?;
     check(
         message.starts_with("environment `windowed` is outside its time windows at "),

@@ -7,6 +7,7 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
+    job_correlation_id,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install, prepare_files,
     records_of, srun, Readable, USER,
 };
@@ -127,7 +128,7 @@ fn expect_single_denial(cluster: &mut Cluster, options: &[&str], env: &[(&str, &
     let job_id = only_job_id(cluster)?;
     expect_guard_lines(
         &output,
-        &[&format!("spank-guard: denied: {rule}: {message}"), &format!("spank-guard: correlation id: guardtest-{job_id}")],
+        &[&format!("spank-guard: denied: {rule}: {message}"), &format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?)],
     )?;
     let decision = &records_of(cluster, "decision")?[0];
     expect_field(decision, "outcome", &json!("deny"))?;

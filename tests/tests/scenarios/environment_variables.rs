@@ -5,6 +5,7 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
+    job_correlation_id,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
     paths, prepare_files, records_of, settled_records, srun, Readable, USER,
 };
@@ -49,7 +50,7 @@ fn policy_variables_set_in_task(cluster: &mut Cluster) -> Result<(), String> {
     );
     expect_code(&output, 0)?;
     let job_id = records_of(cluster, "decision")?[0]["job_id"].as_u64().unwrap_or_default();
-    let id = format!("guardtest-{job_id}");
+    let id = job_correlation_id(cluster, job_id)?;
     expect_sorted_stdout(&output, &[&format!("c1 dev 1 {id}"), &format!("c2 dev 1 {id}")])?;
     for record in records_of(cluster, "decision")? {
         expect_field(&record, "correlation_id", &json!(id))?;

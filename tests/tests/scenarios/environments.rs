@@ -4,6 +4,7 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
+    job_correlation_id,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install, prepare_files,
     records_of, srun, Readable, PROD_USER, USER,
 };
@@ -61,7 +62,7 @@ fn dev_allowed_with_audit_record(cluster: &mut Cluster) -> Result<(), String> {
     expect_field(record, "argv0", &json!("sh"))?;
     expect_field(record, "reasons", &json!([]))?;
     let job_id = record["job_id"].as_u64().unwrap_or_default();
-    expect_field(record, "correlation_id", &json!(format!("guardtest-{job_id}")))?;
+    expect_field(record, "correlation_id", &json!(job_correlation_id(cluster, job_id)?))?;
 
     let ends = records_of(cluster, "step_end")?;
     check(ends.len() == 1, &format!("expected one step_end record, got {ends:#?}"), &output)?;
@@ -111,7 +112,7 @@ fn prod_denied_for_non_member_on_node(cluster: &mut Cluster) -> Result<(), Strin
         &[
             "spank-guard: denied: environment.access: user `guardtest` is not allowed in environment `prod`; \
              allowed users: (none); allowed groups: `hpc-prod`",
-            &format!("spank-guard: correlation id: guardtest-{job_id}"),
+            &format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?),
         ],
     )?;
     expect_field(record, "outcome", &json!("deny"))?;

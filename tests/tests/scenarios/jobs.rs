@@ -7,6 +7,7 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
+    is_uuid_v4,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
     paths, prepare_files, records_of, settled_records, srun, Readable, PROD_USER, USER,
 };
@@ -121,10 +122,15 @@ fn array_each_element_evaluated(cluster: &mut Cluster) -> Result<(), String> {
         check(text == "dev\n", &format!("array element {element} output: {text:?}"), &output)?;
     }
     let decisions = records_of(cluster, "decision")?;
+    let mut jobs: Vec<u64> = decisions.iter().filter_map(|record| record["job_id"].as_u64()).collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    check(decisions.len() == 3 && jobs.len() == 3, &format!("one decision per element: {decisions:#?}"), &output)?;
+    // The elements come from one submission, so they share its correlation id.
     let mut ids: Vec<String> = decisions.iter().filter_map(|record| record["correlation_id"].as_str().map(str::to_owned)).collect();
     ids.sort();
     ids.dedup();
-    check(decisions.len() == 3 && ids.len() == 3, &format!("one decision per element: {decisions:#?}"), &output)
+    check(ids.len() == 1 && is_uuid_v4(&ids[0]), &format!("one minted correlation id for the array: {ids:?}"), &output)
 }
 
 fn extern_step_never_checked(cluster: &mut Cluster) -> Result<(), String> {

@@ -5,6 +5,7 @@ use cluster_tests::Cluster;
 use serde_json::json;
 
 use super::support::{
+    job_correlation_id,
     base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
     paths, prepare_files, records_of, settled_records, srun, Readable, USER,
 };
@@ -94,7 +95,7 @@ fn invalid_policy_fails_tasks(cluster: &mut Cluster) -> Result<(), String> {
     let reason = format!(
         "spank-guard: denied: policy.invalid: {policy}:1:87: environments.dev.risk: invalid type: string \"high\", expected u32"
     );
-    let correlation = format!("spank-guard: correlation id: guardtest-{job_id}");
+    let correlation = format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?);
     check(lines == [correlation.as_str(), correlation.as_str(), reason.as_str(), reason.as_str()], "one error per node", &output)?;
     let errors = policy_error_records(cluster)?;
     check(errors.len() == 2, &format!("expected one policy_error record per node, got {errors:#?}"), &output)?;
@@ -135,7 +136,7 @@ fn world_writable_policy_fails_tasks(cluster: &mut Cluster) -> Result<(), String
                 policy.display(),
                 policy.display()
             ),
-            &format!("spank-guard: correlation id: guardtest-{job_id}"),
+            &format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?),
         ],
     )
 }
@@ -195,5 +196,6 @@ fn would_deny_runs_with_warning(cluster: &mut Cluster) -> Result<(), String> {
     check(lines.len() == 4, "warnings at submit and from the node", &output)?;
     check(lines[0] == warning && lines[2] == warning, "audit-mode warning lines", &output)?;
     check(lines[1].starts_with("spank-guard: correlation id: "), "correlation id at submit", &output)?;
-    check(lines[3] == format!("spank-guard: correlation id: guardtest-{job_id}"), "correlation id from the node", &output)
+    let node_line = format!("spank-guard: correlation id: {}", job_correlation_id(cluster, job_id)?);
+    check(lines[1] == node_line && lines[3] == node_line, "one correlation id at submit and on the node", &output)
 }

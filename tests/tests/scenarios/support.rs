@@ -180,6 +180,35 @@ pub fn records_of(cluster: &Cluster, event: &str) -> Result<Vec<Value>, String> 
     Ok(settled_records(cluster, &paths(cluster).audit)?.into_iter().filter(|record| record["event"] == event).collect())
 }
 
+/// Returns the correlation id of job `job_id`: srun, sbatch and salloc mint
+/// a UUID v4 at submit, and every audit record of the job (in the policy's
+/// audit file and the fallback file) must carry that one id.
+pub fn job_correlation_id(cluster: &Cluster, job_id: u64) -> Result<String, String> {
+    let paths = paths(cluster);
+    let mut ids: Vec<String> = Vec::new();
+    for path in [&paths.audit, &paths.fallback_audit] {
+        for record in settled_records(cluster, path)? {
+            if record["job_id"].as_u64() == Some(job_id) {
+                ids.push(record["correlation_id"].as_str().unwrap_or("(missing)").to_owned());
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    match ids.as_slice() {
+        [id] if is_uuid_v4(id) => Ok(id.clone()),
+        _ => Err(format!("job {job_id}: expected one UUID v4 correlation id in its audit records, got {ids:?}")),
+    }
+}
+
+/// Returns true for a lowercase UUID version 4 such as the submit side mints.
+pub fn is_uuid_v4(text: &str) -> bool {
+    let lengths: Vec<usize> = text.split('-').map(str::len).collect();
+    lengths == [8, 4, 4, 4, 12]
+        && text.bytes().all(|byte| byte == b'-' || byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        && text.get(14..15) == Some("4")
+}
+
 /// Fails with the output unless `condition` holds.
 pub fn check(condition: bool, what: &str, output: &Output) -> Result<(), String> {
     if condition {
