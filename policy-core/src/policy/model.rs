@@ -91,10 +91,12 @@ pub struct ImageEntry {
 /// Because `*` never matches `/`, a matching path has the pattern's literal
 /// directory or literal file name. So entries are found by exact path, by
 /// literal directory (glob in the file name) and by literal file name (glob
-/// in a directory). A pattern with `*` in both is found by the literal text
-/// before the first `*` of its file name, or after the last one, whichever is
-/// longer. Only patterns whose file name has neither (such as `/*/*`) are
-/// scanned, grouped by their number of components.
+/// in a directory). A pattern with `*` in both is found by one of three
+/// literals: its leading directories before the first `*` component, the
+/// text before the first `*` of its file name, or the text after the last
+/// one, whichever the fewest patterns of the set share. Only patterns with
+/// none of them (such as `/*/*`) are scanned, grouped by their number of
+/// components.
 #[derive(Debug)]
 pub struct ImageSet {
     pub name: String,
@@ -104,6 +106,7 @@ pub struct ImageSet {
     by_file_name: HashMap<String, Vec<usize>>,
     by_file_prefix: HashMap<String, Vec<usize>>,
     by_file_suffix: HashMap<String, Vec<usize>>,
+    by_leading_directory: HashMap<String, Vec<usize>>,
     by_depth: HashMap<usize, Vec<usize>>,
 }
 
@@ -114,7 +117,18 @@ impl ImageSet {
         let mut by_file_name: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_file_prefix: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_file_suffix: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_leading_directory: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_depth: HashMap<usize, Vec<usize>> = HashMap::new();
+        // Patterns with `*` in a directory and in the file name can be found
+        // by three literals. Each goes to the index where the fewest other
+        // patterns share its key, so 10,000 entries that share a suffix or a
+        // leading directory are still told apart by the other literal.
+        let mut shared: HashMap<(Literal, &str), usize> = HashMap::new();
+        for entry in &entries {
+            for key in glob_literals(&entry.pattern).into_iter().flatten() {
+                *shared.entry(key).or_default() += 1;
+            }
+        }
         for (position, entry) in entries.iter().enumerate() {
             let (directory, file) = split_parent(&entry.pattern);
             if !entry.pattern.contains('*') {
@@ -124,18 +138,34 @@ impl ImageSet {
             } else if !file.contains('*') {
                 by_file_name.entry(file.to_owned()).or_default().push(position);
             } else {
-                let prefix = file.split('*').next().unwrap_or("");
-                let suffix = file.rsplit('*').next().unwrap_or("");
-                if !prefix.is_empty() && prefix.len() >= suffix.len() {
-                    by_file_prefix.entry(prefix.to_owned()).or_default().push(position);
-                } else if !suffix.is_empty() {
-                    by_file_suffix.entry(suffix.to_owned()).or_default().push(position);
-                } else {
-                    by_depth.entry(depth(&entry.pattern)).or_default().push(position);
+                let rarest = glob_literals(&entry.pattern)
+                    .into_iter()
+                    .flatten()
+                    .min_by_key(|key| shared.get(key).copied().unwrap_or(0));
+                match rarest {
+                    Some((kind, key)) => {
+                        let index = match kind {
+                            Literal::LeadingDirectory => &mut by_leading_directory,
+                            Literal::FilePrefix => &mut by_file_prefix,
+                            Literal::FileSuffix => &mut by_file_suffix,
+                        };
+                        index.entry(key.to_owned()).or_default().push(position);
+                    }
+                    None => by_depth.entry(depth(&entry.pattern)).or_default().push(position),
                 }
             }
         }
-        ImageSet { name, entries, exact, by_directory, by_file_name, by_file_prefix, by_file_suffix, by_depth }
+        ImageSet {
+            name,
+            entries,
+            exact,
+            by_directory,
+            by_file_name,
+            by_file_prefix,
+            by_file_suffix,
+            by_leading_directory,
+            by_depth,
+        }
     }
 
     /// Calls `found` with every entry whose pattern matches the canonical `path`.
@@ -168,7 +198,51 @@ impl ImageSet {
                 check(file.get(cut..).and_then(|suffix| self.by_file_suffix.get(suffix)));
             }
         }
+        if !self.by_leading_directory.is_empty() {
+            // Every ancestor of the path's directory, the directory itself
+            // included, may be the literal start of a pattern.
+            let ancestors = directory.match_indices('/').map(|(cut, _)| cut).filter(|&cut| cut > 0);
+            for cut in ancestors.chain(std::iter::once(directory.len())) {
+                check(directory.get(..cut).and_then(|ancestor| self.by_leading_directory.get(ancestor)));
+            }
+        }
         check(self.by_depth.get(&depth(path)));
+    }
+}
+
+/// The literal parts by which a pattern with `*` in a directory and in the
+/// file name can be indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Literal {
+    LeadingDirectory,
+    FilePrefix,
+    FileSuffix,
+}
+
+/// Returns the non-empty literals of a pattern with `*` in a directory and
+/// in the file name; `None` for the others.
+fn glob_literals(pattern: &str) -> [Option<(Literal, &str)>; 3] {
+    let (directory, file) = split_parent(pattern);
+    if !directory.contains('*') || !file.contains('*') {
+        return [None, None, None];
+    }
+    let candidates = [
+        (Literal::LeadingDirectory, leading_literal_directory(directory)),
+        (Literal::FilePrefix, file.split('*').next().unwrap_or("")),
+        (Literal::FileSuffix, file.rsplit('*').next().unwrap_or("")),
+    ];
+    candidates.map(|(kind, text)| (!text.is_empty()).then_some((kind, text)))
+}
+
+/// Returns the components of `directory` before the first one that contains
+/// `*`: `/data/team-1` for `/data/team-1/*/v2`, and `` for `/*/x`.
+fn leading_literal_directory(directory: &str) -> &str {
+    match directory.find('*') {
+        Some(star) => {
+            let literal = directory.get(..star).unwrap_or("");
+            literal.rfind('/').and_then(|cut| literal.get(..cut)).unwrap_or("")
+        }
+        None => directory,
     }
 }
 
@@ -329,6 +403,7 @@ mod tests {
             "/*/build-*-*.sif",
             "/*/*-x86.sif",
             "/*/é*",
+            "/d/team-5/*/*.sif",
         ]);
         assert_eq!(matches(&set, "/i/a.sif"), vec!["/i/a.sif", "/i/*.sif", "/*/a.sif", "/*/*.sif"]);
         assert_eq!(matches(&set, "/j/a.sif"), vec!["/*/a.sif", "/*/*.sif"]);
@@ -338,6 +413,8 @@ mod tests {
         assert_eq!(matches(&set, "/j/build-7-x86.sif"), vec!["/*/build-*-*.sif", "/*/*-x86.sif", "/*/*.sif"]);
         assert_eq!(matches(&set, "/j/éa"), vec!["/*/é*"]);
         assert_eq!(matches(&set, "/i/a.img"), Vec::<String>::new());
+        assert_eq!(matches(&set, "/d/team-5/v1/m.sif"), vec!["/d/team-5/*/*.sif"]);
+        assert_eq!(matches(&set, "/d/team-50/v1/m.sif"), Vec::<String>::new());
     }
 
     fn path_like() -> impl proptest::strategy::Strategy<Value = String> {
