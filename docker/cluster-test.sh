@@ -8,6 +8,7 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+readonly BUILD_DIR=${CARGO_TARGET_DIR:-$here/../target}
 readonly IMAGE=/mnt/hpc-data/images/tool.sif
 readonly POLICY=/etc/slurm/spank-guard/policy.json
 readonly PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/slurm-wlm
@@ -97,14 +98,24 @@ role_rejects_other_slurm_release() {
     return $status
 }
 
+role_passes_lint() {
+    if ! "$here/cluster.sh" lint >"$log_dir/lint.log" 2>&1; then
+        echo "  yamllint or ansible-lint failed; see $log_dir/lint.log"
+        tail -n 20 "$log_dir/lint.log" | sed 's/^/    /'
+        return 1
+    fi
+}
+
 role_installs_plugin() {
     deploy first || return 1
     local status=0
     expect "c1 drop-in" \
         "required $PLUGIN_DIR/spank_guard.so policy=$POLICY on_policy_error=deny" \
         "$(on c1 grep -v '^#' "$DROPIN")" || status=1
-    expect "login stable plugin name" "spank_guard.so -> spank_guard-" \
-        "$(on login find "$PLUGIN_DIR" -name spank_guard.so -printf '%f -> %l\n' | cut -c1-30)" || status=1
+    local digest
+    digest=$(sha256sum "$BUILD_DIR/release/libspank_guard.so" | cut -c1-16)
+    expect "login stable plugin name" "spank_guard.so -> spank_guard-$digest.so" \
+        "$(on login find "$PLUGIN_DIR" -name spank_guard.so -printf '%f -> %l\n')" || status=1
     expect "audit directory mode" "750 root root" "$(on c2 stat -c '%a %U %G' /var/log/spank-guard)" || status=1
     expect "policy mode" "644 root root" "$(on c2 stat -c '%a %U %G' "$POLICY")" || status=1
     return $status
@@ -211,6 +222,28 @@ changed_policy_applies_without_restart() {
     return $status
 }
 
+# A new build must land under a new name while the old file stays as it is,
+# so a job step that has the old plugin mapped keeps a consistent file.
+# Bytes appended after the ELF data make a different but loadable build.
+new_plugin_switches_link() {
+    local old_target old_inode new_build
+    old_target=$(on c1 readlink "$PLUGIN_DIR/spank_guard.so")
+    old_inode=$(on c1 stat -c %i "$PLUGIN_DIR/$old_target")
+    new_build=$log_dir/new-build/libspank_guard.so
+    mkdir -p "$(dirname "$new_build")"
+    cp "$BUILD_DIR/release/libspank_guard.so" "$new_build"
+    printf 'spank-guard cluster test build\n' >>"$new_build"
+    # Keep the changed policy of the previous test, so only the plugin differs.
+    deploy new-plugin -e "spank_guard_plugin_src=$new_build" -e '{"cluster_prod_nodes": ["c[1-2]"]}' || return 1
+
+    local status=0 digest
+    digest=$(sha256sum "$new_build" | cut -c1-16)
+    expect "c1 stable plugin name" "spank_guard-$digest.so" "$(on c1 readlink "$PLUGIN_DIR/spank_guard.so")" || status=1
+    expect "inode of the previous plugin file" "$old_inode" "$(on c1 stat -c %i "$PLUGIN_DIR/$old_target")" || status=1
+    expect "job with the new plugin" "$(printf '0: c1\n1: c2')" "$(as_user alice srun -N2 -l hostname | sort)" || status=1
+    return $status
+}
+
 invalid_policy_never_lands() {
     local before
     before=$(on c1 guardctl policy sha256 "$POLICY")
@@ -245,10 +278,21 @@ no_node_drained() {
 }
 
 echo "cluster-test: logs in $log_dir"
-for test_name in role_rejects_other_slurm_release role_installs_plugin role_second_run_changes_nothing srun_spans_both_nodes \
-    prod_denied_at_submit prod_denied_on_both_nodes wrapped_job_on_both_nodes \
-    audit_records_share_correlation_id policy_same_on_every_node \
-    changed_policy_applies_without_restart invalid_policy_never_lands absent_leaves_clean_cluster \
+for test_name in \
+    role_passes_lint \
+    role_rejects_other_slurm_release \
+    role_installs_plugin \
+    role_second_run_changes_nothing \
+    srun_spans_both_nodes \
+    prod_denied_at_submit \
+    prod_denied_on_both_nodes \
+    wrapped_job_on_both_nodes \
+    audit_records_share_correlation_id \
+    policy_same_on_every_node \
+    changed_policy_applies_without_restart \
+    new_plugin_switches_link \
+    invalid_policy_never_lands \
+    absent_leaves_clean_cluster \
     no_node_drained; do
     run_test "$test_name"
 done
