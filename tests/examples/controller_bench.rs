@@ -1,5 +1,7 @@
 //! Submission throughput of slurmctld with and without the spank-guard
-//! controller hook (`JobSubmitPlugins=lua` with `examples/job_submit.lua`).
+//! controller hook (`JobSubmitPlugins=lua` with `examples/job_submit.lua`),
+//! and with a job_submit.lua that only returns success, which separates the
+//! cost of job_submit/lua itself from the cost of spank-guard.
 //!
 //! Each round submits a burst of `sbatch --hold --wrap=true` jobs as the
 //! test user from 4 parallel submitters and times the whole burst; held
@@ -10,7 +12,9 @@
 //! Needs root, `cargo build --release -p spank-guard -p spank-guard-lua`,
 //! and runs with `cargo run --release -p cluster-tests --example controller_bench`.
 //! `BENCH_JOBS` sets the burst size (default 1000) and `BENCH_ROUNDS` the
-//! rounds per setup (default 3).
+//! rounds per setup (default 3). Cancelled jobs stay in slurmctld for
+//! `MinJobAge` (600 s in the test cluster), so jobs times rounds times 3
+//! must stay below `MaxJobCount` (10,000 by default).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,32 +60,55 @@ fn run() -> Result<(), String> {
         0o600,
     )?;
     cluster.set_plugstack(&format!("policy={}", policy.display()))?;
-    install_hook(&cluster, &module, &policy)?;
+    let hook_script = hook_script(&cluster, &module, &policy)?;
     let base_conf = std::fs::read_to_string(cluster.slurm_conf()).map_err(|error| error.to_string())?;
 
-    let mut without = Vec::with_capacity(rounds);
-    let mut with = Vec::with_capacity(rounds);
+    let mut samples: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        // Alternate which setup goes first.
-        let order: [bool; 2] = if round % 2 == 0 { [false, true] } else { [true, false] };
-        for hook in order {
-            set_hook(&cluster, &base_conf, hook)?;
+        // Rotate which setup goes first.
+        for offset in 0..3 {
+            let setup = (round + offset) % 3;
+            match setup {
+                0 => set_plugin(&cluster, &base_conf, false)?,
+                1 => {
+                    set_script(&cluster, TRIVIAL_SCRIPT)?;
+                    set_plugin(&cluster, &base_conf, true)?;
+                }
+                _ => {
+                    set_script(&cluster, &hook_script)?;
+                    set_plugin(&cluster, &base_conf, true)?;
+                }
+            }
             let elapsed = timed_burst(&cluster, jobs)?;
-            if hook { with.push(elapsed) } else { without.push(elapsed) }
+            if let Some(list) = samples.get_mut(setup) {
+                list.push(elapsed);
+            }
         }
     }
     let slurm_version = cluster.root(&["sbatch", "--version"]).stdout.trim().to_owned();
     cluster.stop();
 
-    let without_median = median(&mut without);
-    let with_median = median(&mut with);
+    for (name, list) in ["no plugin", "trivial script", "spank_guard"].iter().zip(&samples) {
+        let shown: Vec<String> = list.iter().map(|sample| format!("{:.2}", sample.as_secs_f64())).collect();
+        eprintln!("{name}: burst times in seconds: {}", shown.join(", "));
+    }
+    let [mut none, mut trivial, mut hook] = samples;
+    let none_median = median(&mut none);
+    let trivial_median = median(&mut trivial);
+    let hook_median = median(&mut hook);
     let per_job = |total: Duration| total.as_secs_f64() * 1000.0 / jobs as f64;
     println!("| setup | rounds | median burst time | per job |");
     println!("| --- | --- | --- | --- |");
-    println!("| no job_submit plugin | {rounds} | {:.2} s | {:.2} ms |", without_median.as_secs_f64(), per_job(without_median));
-    println!("| job_submit/lua with spank_guard | {rounds} | {:.2} s | {:.2} ms |", with_median.as_secs_f64(), per_job(with_median));
+    for (name, median) in [
+        ("no job_submit plugin", none_median),
+        ("job_submit/lua, script returns success", trivial_median),
+        ("job_submit/lua with spank_guard", hook_median),
+    ] {
+        println!("| {name} | {rounds} | {:.2} s | {:.2} ms |", median.as_secs_f64(), per_job(median));
+    }
     println!();
-    println!("Median ratio (hook / no hook): {:.3}", with_median.as_secs_f64() / without_median.as_secs_f64());
+    println!("Median ratio (spank_guard hook / no plugin): {:.3}", hook_median.as_secs_f64() / none_median.as_secs_f64());
+    println!("Median ratio (spank_guard hook / trivial script): {:.3}", hook_median.as_secs_f64() / trivial_median.as_secs_f64());
     println!("Bursts of {jobs} jobs from {SUBMITTERS} parallel submitters.");
     println!("Machine: {}, {slurm_version}", machine_description());
     Ok(())
@@ -102,8 +129,13 @@ fn module_path() -> Result<PathBuf, String> {
     }
 }
 
-/// Copies the module and installs `examples/job_submit.lua` next to slurm.conf.
-fn install_hook(cluster: &Cluster, module: &Path, policy: &Path) -> Result<(), String> {
+/// A job_submit.lua that accepts every job without looking at it.
+const TRIVIAL_SCRIPT: &str = "function slurm_job_submit(job_desc, part_list, submit_uid)\n  return slurm.SUCCESS\nend\n\
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)\n  return slurm.SUCCESS\nend\nreturn slurm.SUCCESS\n";
+
+/// Copies the module and returns `examples/job_submit.lua` with the
+/// settings of this cluster.
+fn hook_script(cluster: &Cluster, module: &Path, policy: &Path) -> Result<String, String> {
     let module_dir = cluster.path("lib/lua");
     std::fs::create_dir_all(&module_dir).map_err(|error| error.to_string())?;
     std::fs::copy(module, module_dir.join("spank_guard.so")).map_err(|error| format!("cannot copy {}: {error}", module.display()))?;
@@ -118,12 +150,20 @@ fn install_hook(cluster: &Cluster, module: &Path, policy: &Path) -> Result<(), S
         }
         script = script.replace(setting, &value);
     }
+    Ok(script)
+}
+
+/// Installs job_submit.lua. job_submit/lua reloads the script only when its
+/// mtime, in whole seconds, is later than the last load, so this waits a
+/// second first (untimed).
+fn set_script(cluster: &Cluster, script: &str) -> Result<(), String> {
+    sleep(Duration::from_millis(1100));
     cluster.write_root_file("etc/job_submit.lua", script.as_bytes())?;
     Ok(())
 }
 
 /// Switches `JobSubmitPlugins=lua` on or off with `scontrol reconfigure`.
-fn set_hook(cluster: &Cluster, base_conf: &str, hook: bool) -> Result<(), String> {
+fn set_plugin(cluster: &Cluster, base_conf: &str, hook: bool) -> Result<(), String> {
     let conf = if hook { format!("{base_conf}JobSubmitPlugins=lua\n") } else { base_conf.to_owned() };
     cluster.write_root_file("etc/slurm.conf", conf.as_bytes())?;
     let output = cluster.root(&["scontrol", "reconfigure"]);
