@@ -4,8 +4,9 @@
 --
 -- MODULE_DIR holds spank_guard.so (a copy of libspank_guard_lua.so);
 -- POLICY must be owned by root. Prints the mean CPU time per call of
--- identity(0), of evaluate() with a request like job_submit.lua builds
--- (the policy is cached after the first call), and of both together.
+-- load(), identity(0), evaluate() of a minimal request and of a request like
+-- job_submit.lua builds (the policy is cached after the first call), and of
+-- identity and evaluate together.
 
 local module_dir, policy, calls = arg[1], arg[2], tonumber(arg[3] or "20000")
 if module_dir == nil or policy == nil then
@@ -40,7 +41,9 @@ local function time(label, body)
 	print(string.format("%-22s %8.1f us per call (%d calls)", label, micros, calls))
 end
 
+time("load(policy)", function() guard.load(policy) end)
 time("identity(0)", function() guard.identity(0) end)
+time("evaluate(minimal)", function() guard.evaluate(policy, { user = "root" }) end)
 time("evaluate(policy, req)", function() guard.evaluate(policy, request) end)
 time("identity + evaluate", function()
 	local identity = guard.identity(0)
