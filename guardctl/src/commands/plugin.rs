@@ -33,8 +33,8 @@ pub enum PluginCommand {
 
 #[derive(Debug, Args)]
 pub struct PluginCheckArgs {
-    /// Version of the Slurm that will load the plugin, as `srun --version`
-    /// prints it without the leading "slurm", for example 22.05.8.
+    /// Version of the Slurm that will load the plugin, for example 22.05.8.
+    /// The output of `srun --version` (slurm 22.05.8) is accepted as it is.
     #[arg(long = "slurm-version", value_name = "VERSION", value_parser = parse_slurm_version)]
     pub slurm_version: SlurmVersion,
 
