@@ -4,7 +4,7 @@
 //! cost of job_submit/lua itself from the cost of spank-guard.
 //!
 //! Each round submits a burst of `sbatch --hold --wrap=true` jobs as the
-//! test user from 4 parallel submitters and times the whole burst; held
+//! test user from 4 parallel submitters and times the whole burst. Held
 //! jobs never start, so only submission is measured. Rounds alternate
 //! between the setups, and the jobs of a round are cancelled (untimed)
 //! before the next. Prints a Markdown section for `docs/benchmarks.md`.
