@@ -1,8 +1,10 @@
 # Build, test and demo entry points of spank-guard.
 #
-#   make demo   start a throwaway two-node Slurm cluster with the plugin, run
-#               sample jobs (allowed, denied, scrubbed, wrapped in a
-#               container) with their audit records, and stop it (root)
+#   make demo   start a throwaway two-node Slurm cluster with the plugin and
+#               the controller check, run sample jobs (allowed, denied at
+#               submission, by the controller and by a node, scrubbed,
+#               wrapped in a container) with their audit records, and stop
+#               it (root)
 #   make test   run every test, including the real-cluster scenarios (root)
 #   make bench  measure srun wall time with and without the plugin (root)
 #
@@ -30,7 +32,9 @@ plugin-release: deps
 test: plugin
 	GUARD_REQUIRE_VALGRIND=1 $(CARGO) test --workspace
 
+# The demo's slurmctld loads the Lua module through job_submit.lua.
 demo: plugin-release
+	$(CARGO) build --release -p spank-guard-lua
 	$(CARGO) run --release -p cluster-tests --example demo
 
 bench: plugin-release

@@ -1,15 +1,26 @@
-//! `make demo`: starts a throwaway two-node cluster with the plugin and the
+//! `make demo`: starts a throwaway two-node cluster with the plugin on the
+//! nodes, slurmctld checking every job through `JobSubmitPlugins=lua` with
+//! `examples/job_submit.lua` and the `spank_guard` Lua module, and the
 //! policy of `examples/demo/policy.json`. It runs sample jobs that are
-//! allowed, denied, scrubbed and wrapped in a container, and prints each
-//! with the audit records the compute nodes wrote. Then it stops the cluster.
+//! allowed, denied at submission, by the controller and by a compute node,
+//! scrubbed and wrapped in a container, and prints each with the audit
+//! records the compute nodes wrote. Then it stops the cluster.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cluster_tests::{default_plugin_path, Cluster, TestUser, TEST_USERS};
 
 const POLICY_TEMPLATE: &str = include_str!("../../examples/demo/policy.json");
+const JOB_SUBMIT_SCRIPT: &str = include_str!("../../examples/job_submit.lua");
 const HARMLESS_LIBRARY: &str = "/lib/x86_64-linux-gnu/libm.so.6";
+
+/// The `maintenance` window of the demo policy opened this many minutes ago...
+const WINDOW_OPENED_MINUTES_AGO: i64 = 60;
+/// ...and closes this many minutes from now, so the job of step 5, with a
+/// time limit of 4 hours, would run past its end.
+const WINDOW_CLOSES_IN_MINUTES: i64 = 90;
 
 fn main() -> ExitCode {
     match run() {
@@ -29,12 +40,18 @@ fn run() -> Result<(), String> {
 
     cluster.write_root_file("images/analysis.sif", b"stand-in image\n")?;
     cluster.write_root_file("data/project/input.csv", b"id,value\n1,42\n")?;
-    let policy = POLICY_TEMPLATE.replace("@DEMO_DIR@", &dir);
+    let (window_start, window_end) = maintenance_window();
+    let policy = POLICY_TEMPLATE
+        .replace("@DEMO_DIR@", &dir)
+        .replace("@WINDOW_START@", &window_start)
+        .replace("@WINDOW_END@", &window_end);
     let policy_path = cluster.write_root_file("etc/spank-guard/policy.json", policy.as_bytes())?;
     let plugstack = format!("policy={}", policy_path.display());
     cluster.set_plugstack(&plugstack)?;
     println!("plugstack.conf: required {} {plugstack}", cluster.plugin().display());
     println!("Policy: examples/demo/policy.json, installed as {}", policy_path.display());
+    println!("Window `maintenance` (environment maint): every day {window_start}-{window_end} UTC");
+    enable_controller_check(&cluster, &policy_path)?;
 
     let demo = Demo { cluster: &cluster, audit: cluster.path("audit/audit.jsonl"), show_full_record: false.into() };
     let [user, prod_user] = TEST_USERS;
@@ -86,7 +103,13 @@ fn run() -> Result<(), String> {
     }
 
     demo.job(
-        "5. Denied on the compute node: environment gpu may only run on c1, and only the node knows where it runs",
+        "5. Denied by the controller: the job's time limit runs past the end of the maintenance window, and only slurmctld knows the limit",
+        &user,
+        &[],
+        &["sbatch", "--guard-env=maint", "--time=4:00:00", "--wrap=hostname"],
+    )?;
+    demo.job(
+        "6. Denied on the compute node: environment gpu may only run on c1, and only the node knows where it runs",
         &user,
         &[],
         &["srun", "-N1", "-w", "c2", "--guard-env=gpu", "hostname"],
@@ -94,6 +117,60 @@ fn run() -> Result<(), String> {
     println!("\nStopping the cluster.");
     cluster.stop();
     Ok(())
+}
+
+/// Returns the start and end (`HH:MM`, UTC) of a daily window that opened
+/// [`WINDOW_OPENED_MINUTES_AGO`] minutes ago and closes
+/// [`WINDOW_CLOSES_IN_MINUTES`] minutes from now. A window that crosses
+/// midnight ends on the next day, so any time of day works.
+fn maintenance_window() -> (String, String) {
+    let now = jiff::Timestamp::now();
+    let start = now - jiff::SignedDuration::from_mins(WINDOW_OPENED_MINUTES_AGO);
+    let end = now + jiff::SignedDuration::from_mins(WINDOW_CLOSES_IN_MINUTES);
+    (start.strftime("%H:%M").to_string(), end.strftime("%H:%M").to_string())
+}
+
+/// Installs `examples/job_submit.lua` and the `spank_guard` Lua module,
+/// sets `JobSubmitPlugins=lua` and reconfigures slurmctld, so that the
+/// controller checks every job against `policy`.
+fn enable_controller_check(cluster: &Cluster, policy: &Path) -> Result<(), String> {
+    let module = lua_module_path();
+    let module_dir = cluster.path("lib/lua");
+    fs::create_dir_all(&module_dir).map_err(|error| format!("cannot create {}: {error}", module_dir.display()))?;
+    let contents = fs::read(&module).map_err(|error| {
+        format!("cannot read the Lua module {}: {error}; build it with `cargo build --release -p spank-guard-lua`", module.display())
+    })?;
+    cluster.write_root_file_mode("lib/lua/spank_guard.so", &contents, 0o755)?;
+
+    let mut script = JOB_SUBMIT_SCRIPT.to_owned();
+    for (setting, value) in [
+        ("local POLICY = \"/etc/slurm/spank-guard/policy.json\"", format!("local POLICY = {:?}", policy.display().to_string())),
+        ("local CLUSTER = \"cluster\"", "local CLUSTER = \"guardtest\"".to_owned()),
+        ("local MODULE_DIR = nil", format!("local MODULE_DIR = {:?}", module_dir.display().to_string())),
+    ] {
+        if !script.contains(setting) {
+            return Err(format!("examples/job_submit.lua has no line `{setting}`"));
+        }
+        script = script.replace(setting, &value);
+    }
+    let script_path = cluster.write_root_file("etc/job_submit.lua", script.as_bytes())?;
+
+    let conf_path = cluster.slurm_conf();
+    let conf = fs::read_to_string(&conf_path).map_err(|error| format!("cannot read {}: {error}", conf_path.display()))?;
+    cluster.write_root_file("etc/slurm.conf", format!("{conf}JobSubmitPlugins=lua\n").as_bytes())?;
+    let reconfigure = cluster.root(&["scontrol", "reconfigure"]);
+    if reconfigure.code != 0 {
+        return Err(format!("scontrol reconfigure failed:\n{reconfigure}"));
+    }
+    println!("slurm.conf: JobSubmitPlugins=lua, with examples/job_submit.lua installed as {}", script_path.display());
+    println!("Lua module: {}, installed as {}", module.display(), module_dir.join("spank_guard.so").display());
+    Ok(())
+}
+
+/// Returns the Lua module that `cargo build -p spank-guard-lua` wrote next
+/// to the plugin: `libspank_guard_lua.so` of the same profile.
+fn lua_module_path() -> PathBuf {
+    default_plugin_path().with_file_name("libspank_guard_lua.so")
 }
 
 struct Demo<'a> {
@@ -117,8 +194,16 @@ impl Demo<'_> {
         Ok(calls)
     }
 
+    /// Returns the decision lines that job_submit.lua wrote to slurmctld's log,
+    /// from `controller decision:` on.
+    fn controller_decisions(&self) -> Vec<String> {
+        let log = fs::read_to_string(self.cluster.path("log/slurmctld.log")).unwrap_or_default();
+        log.lines().filter_map(|line| line.split_once("spank-guard: controller decision: ").map(|(_, rest)| rest.to_owned())).collect()
+    }
+
     fn job(&self, title: &str, user: &TestUser, env: &[(&str, &str)], args: &[&str]) -> Result<(), String> {
         let before = self.audit_lines().len();
+        let decisions_before = self.controller_decisions().len();
         println!("\n=== {title}");
         let shown_env: String = env.iter().map(|(name, value)| format!("{name}={value} ")).collect();
         println!("[{}]$ {shown_env}{}", user.name, shell_words(args));
@@ -128,6 +213,14 @@ impl Demo<'_> {
             println!("{line}");
         }
         println!("(exit code {})", output.code);
+
+        let decisions: Vec<String> = self.controller_decisions().into_iter().skip(decisions_before).collect();
+        if decisions.is_empty() {
+            println!("Controller: no decision (the job never reached slurmctld)");
+        }
+        for decision in decisions {
+            println!("Controller decision in slurmctld's log:\n  {decision}");
+        }
         // slurmstepd writes step_end after srun returned; the nodes are idle
         // once every step has ended.
         self.cluster.settle()?;
