@@ -469,7 +469,7 @@ fn ticket_verify_rejects_other_user() {
     assert_eq!(
         stderr(&output),
         "guardctl: invalid ticket: approval ticket is for user `alice`, not `bob`; \
-         ask for a new ticket with `guardctl ticket issue` --user bob\n"
+         ask for a new ticket with `guardctl ticket issue --user bob`\n"
     );
 }
 

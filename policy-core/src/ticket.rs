@@ -117,7 +117,8 @@ pub enum TicketError {
     /// `exp - iat` is longer than the policy's `max_ttl_hours`.
     #[error(
         "approval ticket is valid for {lifetime_seconds} s (exp - iat), more than the policy's \
-         max_ttl_hours of {max_ttl_hours} h ({} s); {RENEW_HINT} and a shorter --ttl",
+         max_ttl_hours of {max_ttl_hours} h ({} s); ask for a new ticket with a shorter \
+         `guardctl ticket issue --ttl`",
         u64::from(*.max_ttl_hours) * 3600
     )]
     LifetimeTooLong {
@@ -127,7 +128,8 @@ pub enum TicketError {
         max_ttl_hours: u32,
     },
     /// The ticket is for another user.
-    #[error("approval ticket is for user `{ticket_user}`, not `{user}`; {RENEW_HINT} --user {user}")]
+    #[error("approval ticket is for user `{ticket_user}`, not `{user}`; ask for a new ticket with \
+         `guardctl ticket issue --user {user}`")]
     WrongUser {
         /// The `user` claim.
         ticket_user: String,
@@ -135,7 +137,8 @@ pub enum TicketError {
         user: String,
     },
     /// The ticket is for another environment.
-    #[error("approval ticket is for environment `{ticket_env}`, not `{env}`; {RENEW_HINT} --env {env}")]
+    #[error("approval ticket is for environment `{ticket_env}`, not `{env}`; ask for a new ticket with \
+         `guardctl ticket issue --env {env}`")]
     WrongEnvironment {
         /// The `env` claim.
         ticket_env: String,

@@ -206,7 +206,7 @@ fn lifetime_is_limited_by_max_ttl_hours() {
     assert_eq!(
         error_text(&issue(&signing_key(), &long)),
         "approval ticket is valid for 86401 s (exp - iat), more than the policy's max_ttl_hours of 24 h \
-         (86400 s); ask for a new ticket with `guardctl ticket issue` and a shorter --ttl"
+         (86400 s); ask for a new ticket with a shorter `guardctl ticket issue --ttl`"
     );
     // The same ticket passes a policy that allows two days.
     assert_eq!(verify(&issue(&signing_key(), &long), &keys(), 48, NOW), Ok(long));
@@ -335,7 +335,7 @@ fn binding_rejects_other_user() {
     let error = check_binding(&claims(), "bob", &["prod"], Some("nightly-etl")).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "approval ticket is for user `alice`, not `bob`; ask for a new ticket with `guardctl ticket issue` --user bob"
+        "approval ticket is for user `alice`, not `bob`; ask for a new ticket with `guardctl ticket issue --user bob`"
     );
     // User names are compared exactly.
     assert!(check_binding(&claims(), "Alice", &["prod"], Some("nightly-etl")).is_err());
@@ -346,7 +346,7 @@ fn binding_rejects_other_environment() {
     let error = check_binding(&claims(), "alice", &["staging", "stage"], Some("nightly-etl")).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "approval ticket is for environment `prod`, not `staging`; ask for a new ticket with `guardctl ticket issue` --env staging"
+        "approval ticket is for environment `prod`, not `staging`; ask for a new ticket with `guardctl ticket issue --env staging`"
     );
 }
 

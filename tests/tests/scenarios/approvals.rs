@@ -189,6 +189,6 @@ fn other_users_ticket_denied(cluster: &mut Cluster) -> Result<(), String> {
     denied_ticket(
         cluster,
         &ticket(&signing_key(), "guardprod", "secure", -60, 3600),
-        "approval ticket is for user `guardprod`, not `guardtest`; ask for a new ticket with `guardctl ticket issue` --user guardtest",
+        "approval ticket is for user `guardprod`, not `guardtest`; ask for a new ticket with `guardctl ticket issue --user guardtest`",
     )
 }
