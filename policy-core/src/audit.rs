@@ -37,6 +37,16 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
+    /// Position in the journal: 1 for the first record ever written, then
+    /// one more per record, across rotated files. Set by
+    /// [`crate::journal::append_record`]; absent in records written before
+    /// the journal was chained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Lowercase hex sha256 of the previous record's line without its
+    /// newline, or [`crate::journal::GENESIS_SHA256`] for the first record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_sha256: Option<String>,
     /// Time of the record, RFC 3339 UTC with milliseconds.
     pub ts: String,
     pub event: Event,
@@ -55,6 +65,10 @@ pub struct AuditRecord {
     /// `allow`, `deny` or `would_deny`; for `step_end` the step's decision.
     pub outcome: Option<Outcome>,
     pub reasons: Vec<Reason>,
+    /// The user broke glass: the step ran although window or approval rules
+    /// failed. Omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
     /// Changes the enforcement point applied (decision records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effects: Option<AuditEffects>,
@@ -287,6 +301,8 @@ impl AuditRecord {
 
     fn common(request: &Request, event: Event, correlation_id: String, now: Timestamp) -> AuditRecord {
         AuditRecord {
+            seq: None,
+            prev_sha256: None,
             ts: format_timestamp(now),
             event,
             correlation_id,
@@ -301,6 +317,7 @@ impl AuditRecord {
             mode: None,
             outcome: None,
             reasons: Vec::new(),
+            break_glass: false,
             effects: None,
             argv0: Some(request.argv.first().cloned().unwrap_or_default()),
             argv: None,
@@ -399,11 +416,7 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
             "audit line must end with its only newline",
         ));
     }
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(parent)?;
-        }
-    }
+    create_parent_directory(path)?;
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -422,6 +435,16 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
             std::io::ErrorKind::WriteZero,
             format!("short write to audit file: {written} of {} bytes", bytes.len()),
         ));
+    }
+    Ok(())
+}
+
+/// Creates the parent directory of `path` with mode 0750 when missing.
+pub(crate) fn create_parent_directory(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o750).create(parent)?;
+        }
     }
     Ok(())
 }

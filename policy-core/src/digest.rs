@@ -69,7 +69,7 @@ fn hash_reader(reader: &mut impl Read) -> io::Result<String> {
     Ok(to_hex(&hasher.finalize()))
 }
 
-fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
         let _ = write!(hex, "{byte:02x}");

@@ -15,6 +15,8 @@ pub mod ffi;
 pub mod flags;
 pub mod glob;
 pub mod hostlist;
+#[allow(unsafe_code, reason = "flock(2) has no safe wrapper in std before Rust 1.89; the block has a SAFETY line")]
+pub mod journal;
 pub mod paths;
 pub mod policy;
 pub mod request;

@@ -1,14 +1,15 @@
-//! Writing audit records through `policy_core::audit`.
+//! Writing audit records to the hash-chained journal of `policy_core::journal`.
 
 use std::path::Path;
 
-use policy_core::audit::{self, AuditRecord};
+use policy_core::audit::AuditRecord;
+use policy_core::journal;
 use policy_core::{Decision, LoadError, Outcome, Policy, Request};
 
 /// Appends the `decision` record of a step to the policy's audit file.
 pub fn write_decision(policy: &Policy, request: &Request, decision: &Decision) -> std::io::Result<()> {
     let record = AuditRecord::decision(policy, request, decision, jiff::Timestamp::now());
-    audit::append_line(&policy.audit().path, &record.to_json_line())
+    journal::append_record(&policy.audit().path, &record).map(drop)
 }
 
 /// Appends the `step_end` record with the task count and exit codes.
@@ -21,7 +22,7 @@ pub fn write_step_end(
     exit_codes: &[i32],
 ) -> std::io::Result<()> {
     let record = AuditRecord::step_end(request, decision, task_count, exit_codes, jiff::Timestamp::now());
-    audit::append_line(path, &record.to_json_line())
+    journal::append_record(path, &record).map(drop)
 }
 
 /// Appends a `policy_error` record to `path`. `outcome` is what the plugin
@@ -29,5 +30,5 @@ pub fn write_step_end(
 pub fn write_policy_error(path: &Path, request: &Request, error: &LoadError, outcome: Outcome) -> std::io::Result<()> {
     let text = error.to_string().replace('\n', "; ");
     let record = AuditRecord::policy_error(request, &text, outcome, jiff::Timestamp::now());
-    audit::append_line(path, &record.to_json_line())
+    journal::append_record(path, &record).map(drop)
 }
