@@ -49,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::policy::PolicyCommand,
     },
+    /// Verify the audit hash chain, and query or tail audit records.
+    Audit {
+        #[command(subcommand)]
+        command: crate::commands::audit::AuditCommand,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -230,7 +230,7 @@ pub enum HeadCheck {
 /// Result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
-    /// Number of records read up to the break, or in total.
+    /// Number of records before the broken line, or in total.
     pub records: u64,
     /// `seq` and `prev_sha256` of the first record.
     pub first: Option<Link>,
@@ -346,6 +346,8 @@ fn verify_file(
                     ));
                 }
                 if prev_sha256 != position.link.sha256 {
+                    // The break is the previous line, already counted.
+                    verification.records -= 1;
                     return Some(ChainBreak {
                         file: position.file.clone(),
                         line: position.line,

@@ -141,7 +141,7 @@ fn edited_line_fails_at_that_line() {
             path.display()
         )
     );
-    assert_eq!(verify(&[path]).unwrap().records, 3);
+    assert_eq!(verify(&[path]).unwrap().records, 2);
 }
 
 #[test]

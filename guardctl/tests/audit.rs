@@ -1,0 +1,203 @@
+//! `guardctl audit verify|query|tail` on journals written with
+//! `policy_core::journal`, checking exact output lines and exit codes.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on setup errors")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use policy_core::audit::AuditRecord;
+use policy_core::journal::{append_record, head_path, line_sha256};
+use policy_core::{evaluate, GuardOptions, Policy, Request};
+
+const POLICY: &str = r#"{
+  "version": 1,
+  "default_environment": "dev",
+  "environments": {
+    "dev": { "risk": 1 },
+    "prod": { "risk": 10, "allow": { "users": ["alice"] }, "approval": { "justification_min_chars": 15 } }
+  },
+  "container": { "digest_cache": null },
+  "audit": { "path": "/var/log/spank-guard/audit.jsonl" }
+}"#;
+
+fn guardctl(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guardctl")).args(arguments).env_clear().output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Writes five decisions: alice dev (job 1), bob prod (job 2, denied),
+/// alice prod without justification (job 3, denied), alice prod with one
+/// (job 4), bob dev (job 5), each at 10:0N UTC.
+fn write_journal(path: &Path) {
+    let policy = Policy::from_slice(POLICY.as_bytes(), "policy.json").unwrap();
+    let cases = [
+        ("alice", "dev", None),
+        ("bob", "prod", Some("nightly model refresh")),
+        ("alice", "prod", None),
+        ("alice", "prod", Some("nightly model refresh")),
+        ("bob", "dev", None),
+    ];
+    for (index, (user, environment, justification)) in cases.into_iter().enumerate() {
+        let job = index as u32 + 1;
+        let request = Request {
+            cluster: "hpc".to_owned(),
+            job_id: Some(job),
+            step_id: Some(0),
+            node: Some("c1".to_owned()),
+            user: user.to_owned(),
+            options: GuardOptions {
+                env: Some(environment.to_owned()),
+                justification: justification.map(str::to_owned),
+                ..GuardOptions::default()
+            },
+            argv: vec!["true".to_owned()],
+            ..Request::default()
+        };
+        let now = format!("2026-12-04T10:0{index}:00Z").parse().unwrap();
+        let decision = evaluate(&policy, &request, now);
+        append_record(path, &AuditRecord::decision(&policy, &request, &decision, now)).unwrap();
+    }
+}
+
+fn journal() -> (tempfile::TempDir, PathBuf) {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("audit.jsonl");
+    write_journal(&path);
+    (directory, path)
+}
+
+fn jobs_of(json_lines: &str) -> Vec<u64> {
+    json_lines.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["job_id"].as_u64().unwrap()).collect()
+}
+
+#[test]
+fn verify_intact_journal() {
+    let (_directory, path) = journal();
+    let output = guardctl(&["audit", "verify", path.to_str().unwrap()]);
+    assert_eq!(stderr(&output), "");
+    assert_eq!(
+        stdout(&output),
+        format!("audit chain intact: 1 file, 5 records, seq 1 to 5\nhead: {} names the last record\n", head_path(&path).display())
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn verify_reports_edited_line() {
+    let (_directory, path) = journal();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let original = line_sha256(lines[1].as_bytes());
+    lines[1] = lines[1].replace("\"outcome\":\"deny\"", "\"outcome\":\"allow\"");
+    let edited = line_sha256(lines[1].as_bytes());
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let output = guardctl(&["audit", "verify", path.to_str().unwrap()]);
+    let file = path.display();
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "guardctl: audit chain broken at {file}:2: the line hashes to {edited} but the next record ({file}:3, seq 3) recorded prev_sha256 {original}: one of the two lines was changed after it was written\nintact records before the break: 1\n"
+        )
+    );
+    assert_eq!(stdout(&output), "");
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn verify_across_rotation() {
+    let (directory, path) = journal();
+    let rotated = directory.path().join("audit.jsonl-20261204");
+    std::fs::rename(&path, &rotated).unwrap();
+    write_journal(&path);
+    let output = guardctl(&["audit", "verify", rotated.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&output),
+        format!("audit chain intact: 2 files, 10 records, seq 1 to 10\nhead: {} names the last record\n", head_path(&path).display())
+    );
+    assert_eq!(output.status.code(), Some(0));
+
+    let live_only = guardctl(&["audit", "verify", path.to_str().unwrap()]);
+    let first_line = std::fs::read_to_string(&rotated).unwrap().lines().last().unwrap().to_owned();
+    assert_eq!(
+        stdout(&live_only).lines().nth(1).unwrap(),
+        format!(
+            "note: the first record (seq 6) links to sha256 {}, the last record of an earlier file that was not given",
+            line_sha256(first_line.as_bytes())
+        )
+    );
+}
+
+#[test]
+fn query_filters_combine() {
+    let (_directory, path) = journal();
+    let file = path.to_str().unwrap();
+    let cases: [(&[&str], &[u64]); 8] = [
+        (&[], &[1, 2, 3, 4, 5]),
+        (&["--user", "alice"], &[1, 3, 4]),
+        (&["--env", "prod"], &[2, 3, 4]),
+        (&["--outcome", "deny"], &[2, 3]),
+        (&["--env", "prod", "--outcome", "allow"], &[4]),
+        (&["--job", "5"], &[5]),
+        (&["--since", "2026-12-04T10:01:00Z", "--until", "2026-12-04T10:03:00Z"], &[2, 3]),
+        (&["--break-glass"], &[]),
+    ];
+    for (filters, expected) in cases {
+        let mut arguments = vec!["audit", "query", "--json"];
+        arguments.extend_from_slice(filters);
+        arguments.push(file);
+        let output = guardctl(&arguments);
+        assert_eq!(output.status.code(), Some(0), "{filters:?}: {}", stderr(&output));
+        assert_eq!(jobs_of(&stdout(&output)), expected, "{filters:?}");
+    }
+}
+
+#[test]
+fn query_json_prints_lines_verbatim() {
+    let (_directory, path) = journal();
+    let output = guardctl(&["audit", "query", "--json", "--job", "2", path.to_str().unwrap()]);
+    let second = std::fs::read_to_string(&path).unwrap().lines().nth(1).unwrap().to_owned();
+    assert_eq!(stdout(&output), format!("{second}\n"));
+}
+
+#[test]
+fn query_table_lists_rules() {
+    let (_directory, path) = journal();
+    let output = guardctl(&["audit", "query", "--outcome", "deny", path.to_str().unwrap()]);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["SEQ", "TIME", "EVENT", "JOB", "STEP", "NODE", "USER", "ENV", "OUTCOME", "DETAIL", "CORRELATION"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..10], ["2", "2026-12-04T10:01:00.000Z", "decision", "2", "0", "c1", "bob", "prod", "deny", "environment.access"]);
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row[9], "approval.justification");
+}
+
+#[test]
+fn tail_prints_last_matches() {
+    let (_directory, path) = journal();
+    let output = guardctl(&["audit", "tail", "-n", "2", "--json", "--user", "alice", path.to_str().unwrap()]);
+    assert_eq!(jobs_of(&stdout(&output)), [3, 4]);
+    let none = guardctl(&["audit", "tail", "--user", "carol", path.to_str().unwrap()]);
+    assert_eq!(stdout(&none), "no matching records\n");
+}
+
+#[test]
+fn query_reports_line_that_is_not_a_record() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("audit.jsonl");
+    std::fs::write(&path, "{\"seq\":1}\n").unwrap();
+    let output = guardctl(&["audit", "query", path.to_str().unwrap()]);
+    assert_eq!(stderr(&output), format!("guardctl: {}:1: not an audit record: missing field `ts` at line 1 column 9\n", path.display()));
+    assert_eq!(output.status.code(), Some(1));
+}
