@@ -4,7 +4,7 @@
 # that a recent enough Rust toolchain is on PATH.
 set -eu
 
-PACKAGES="slurmctld slurmd slurm-client munge libslurm-dev libclang-dev build-essential liblua5.1-0-dev lua5.1 valgrind"
+PACKAGES="slurmctld slurmd slurm-client munge libslurm-dev libclang-dev build-essential liblua5.1-0-dev lua5.1 valgrind logrotate"
 # Keep in sync with rust-version in Cargo.toml.
 RUST_MIN_MINOR=85
 

@@ -1,6 +1,8 @@
 //! The hash-chained audit journal: concurrent writers, rotation, and the
 //! breaks that `verify` must find.
 
+#![allow(clippy::unwrap_used, reason = "helpers outside #[test] functions fail the test by unwrapping")]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -53,7 +55,7 @@ fn each_record_links_to_previous_line() {
         assert_eq!(value["seq"], index as u64 + 1);
         assert_eq!(value["prev_sha256"], line_sha256(written[index - 1].as_bytes()));
     }
-    let verification = verify(&[path.clone()]).unwrap();
+    let verification = verify(std::slice::from_ref(&path)).unwrap();
     assert_eq!(verification.broken, None);
     assert_eq!(verification.records, 3);
     assert_eq!(verification.first, Some(Link { seq: 1, sha256: GENESIS_SHA256.to_owned() }));
@@ -74,7 +76,7 @@ fn concurrent_writers_keep_one_chain() {
             });
         }
     });
-    let verification = verify(&[path.clone()]).unwrap();
+    let verification = verify(std::slice::from_ref(&path)).unwrap();
     assert_eq!(verification.broken, None);
     assert_eq!(verification.records, 400);
     assert_eq!(verification.last.map(|link| link.seq), Some(400));
@@ -99,7 +101,7 @@ fn rotation_links_new_file_to_old() {
     assert_eq!(both.broken, None);
     assert_eq!(both.records, 5);
 
-    let live_only = verify(&[path.clone()]).unwrap();
+    let live_only = verify(std::slice::from_ref(&path)).unwrap();
     assert_eq!(live_only.broken, None);
     assert_eq!(live_only.first.map(|link| link.seq), Some(4));
 }
@@ -134,7 +136,7 @@ fn edited_line_fails_at_that_line() {
     fs::write(&path, written.join("\n") + "\n").unwrap();
 
     assert_eq!(
-        break_text(&[path.clone()]),
+        break_text(std::slice::from_ref(&path)),
         format!(
             "{}:3: the line hashes to {edited_sha} but the next record ({}:4, seq 4) recorded prev_sha256 {original_sha}: one of the two lines was changed after it was written",
             path.display(),
@@ -155,7 +157,7 @@ fn edited_last_line_fails_against_head() {
     let edited_sha = line_sha256(written[1].as_bytes());
     fs::write(&path, written.join("\n") + "\n").unwrap();
     assert_eq!(
-        break_text(&[path.clone()]),
+        break_text(std::slice::from_ref(&path)),
         format!(
             "{}:2: the line hashes to {edited_sha} but {} recorded {original_sha}: the line was changed after it was written",
             path.display(),
@@ -173,7 +175,7 @@ fn removed_middle_line_breaks_seq() {
     written.remove(1);
     fs::write(&path, written.join("\n") + "\n").unwrap();
     assert_eq!(
-        break_text(&[path.clone()]),
+        break_text(std::slice::from_ref(&path)),
         format!(
             "{}:2: seq 3 follows seq 1 at {}:1: records are missing, duplicated or out of order",
             path.display(),
@@ -190,7 +192,7 @@ fn removed_last_lines_found_by_head() {
     let written = lines(&path);
     fs::write(&path, written[..2].join("\n") + "\n").unwrap();
     assert_eq!(
-        break_text(&[path.clone()]),
+        break_text(std::slice::from_ref(&path)),
         format!(
             "{}:2: the file ends at seq 2 but {} names seq 4 as the last record written: records at the end were removed",
             path.display(),
@@ -205,7 +207,7 @@ fn unchained_and_cut_lines_are_reported() {
     let legacy = directory.path().join("legacy.jsonl");
     fs::write(&legacy, "{\"event\":\"decision\"}\n").unwrap();
     assert_eq!(
-        break_text(&[legacy.clone()]),
+        break_text(std::slice::from_ref(&legacy)),
         format!(
             "{}:1: the record has no `seq` or no `prev_sha256`: it was written before the journal was chained, or edited",
             legacy.display()
@@ -217,7 +219,7 @@ fn unchained_and_cut_lines_are_reported() {
     let text = fs::read_to_string(&cut).unwrap();
     fs::write(&cut, &text[..text.len() - 10]).unwrap();
     assert_eq!(
-        break_text(&[cut.clone()]),
+        break_text(std::slice::from_ref(&cut)),
         format!("{}:2: the line does not end with a newline: an unfinished write or a cut file", cut.display())
     );
 }
@@ -238,6 +240,6 @@ fn lost_head_continues_from_last_line() {
 fn missing_file_is_an_error() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("absent.jsonl");
-    let error = verify(&[path.clone()]).unwrap_err();
+    let error = verify(std::slice::from_ref(&path)).unwrap_err();
     assert_eq!(error.to_string(), format!("{}: No such file or directory (os error 2)", path.display()));
 }

@@ -2,6 +2,7 @@
 //! failed its check.
 
 mod approvals;
+mod audit_chain;
 mod basics;
 mod containers;
 mod environment_variables;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(containers::SCENARIOS);
     list.extend(environment_variables::SCENARIOS);
     list.extend(policy_errors::SCENARIOS);
+    list.extend(audit_chain::SCENARIOS);
     // Last: its final scenario checks that the nodes are still idle.
     list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()

@@ -130,7 +130,8 @@ pub enum Readable {
 }
 
 /// Installs `policy` (root-owned), enables the plugin with `extra_args`,
-/// and empties the audit files.
+/// and removes the audit files with their head files, so each scenario's
+/// journal starts at seq 1.
 pub fn install(cluster: &Cluster, policy: &Value, readable: Readable, extra_args: &str) -> Result<(), String> {
     let paths = paths(cluster);
     let text = serde_json::to_string_pretty(policy).map_err(|error| error.to_string())?;
@@ -139,7 +140,8 @@ pub fn install(cluster: &Cluster, policy: &Value, readable: Readable, extra_args
         Readable::ByRootOnly => 0o600,
     };
     cluster.write_root_file_mode("etc/spank-guard/policy.json", text.as_bytes(), mode)?;
-    for audit in [&paths.audit, &paths.fallback_audit] {
+    let heads = [policy_core::journal::head_path(&paths.audit), policy_core::journal::head_path(&paths.fallback_audit)];
+    for audit in [&paths.audit, &paths.fallback_audit, &heads[0], &heads[1]] {
         if audit.exists() {
             fs::remove_file(audit).map_err(|error| format!("cannot remove {}: {error}", audit.display()))?;
         }
