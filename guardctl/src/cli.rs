@@ -49,6 +49,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::policy::PolicyCommand,
     },
+    /// Re-evaluate recorded decisions against another policy.
+    ///
+    /// Lists every decision whose outcome or failing rules would change,
+    /// with the rules added (+) and removed (-). Always exits 0 when the
+    /// files and the policy could be read.
+    Replay(crate::commands::replay::ReplayArgs),
     /// Verify the audit hash chain, and query or tail audit records.
     Audit {
         #[command(subcommand)]

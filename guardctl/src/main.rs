@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Plugin { command } => commands::plugin::run(&command),
         Command::Policy { command } => commands::policy::run(&command),
         Command::Audit { command } => commands::audit::run(&command),
+        Command::Replay(arguments) => commands::replay::run(&arguments),
     };
 
     match result {

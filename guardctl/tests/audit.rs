@@ -1,4 +1,4 @@
-//! `guardctl audit verify|query|tail` on journals written with
+//! `guardctl audit verify|query|tail` and `guardctl replay` on journals written with
 //! `policy_core::journal`, checking exact output lines and exit codes.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on setup errors")]
@@ -200,4 +200,91 @@ fn query_reports_line_that_is_not_a_record() {
     let output = guardctl(&["audit", "query", path.to_str().unwrap()]);
     assert_eq!(stderr(&output), format!("guardctl: {}:1: not an audit record: missing field `ts` at line 1 column 9\n", path.display()));
     assert_eq!(output.status.code(), Some(1));
+}
+
+/// POLICY with dev limited to bob and a longer prod justification.
+const STRICTER_POLICY: &str = r#"{
+  "version": 1,
+  "default_environment": "dev",
+  "environments": {
+    "dev": { "risk": 1, "allow": { "users": ["bob"] } },
+    "prod": { "risk": 10, "allow": { "users": ["alice"] }, "approval": { "justification_min_chars": 30 } }
+  },
+  "container": { "digest_cache": null },
+  "audit": { "path": "/var/log/spank-guard/audit.jsonl" }
+}"#;
+
+fn stricter_policy(directory: &Path) -> PathBuf {
+    let path = directory.join("stricter.json");
+    std::fs::write(&path, STRICTER_POLICY).unwrap();
+    path
+}
+
+#[test]
+fn replay_lists_changed_decisions() {
+    let (directory, path) = journal();
+    let policy = stricter_policy(directory.path());
+    let output = guardctl(&["replay", "--policy", policy.to_str().unwrap(), "--audit", path.to_str().unwrap()]);
+    assert_eq!(stderr(&output), "");
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    let sha256 = policy_core::digest::sha256_file(&policy).unwrap();
+    assert_eq!(
+        lines[0],
+        format!("replayed 5 decisions against {} (sha256 {sha256}): 3 would change, 2 unchanged", policy.display())
+    );
+    let header: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(header, ["SEQ", "TIME", "JOB", "STEP", "NODE", "USER", "ENV", "RECORDED", "REPLAYED", "RULES"]);
+    let first: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(first, ["1", "2026-12-04T10:00:00.000Z", "1", "0", "c1", "alice", "dev", "allow", "deny", "+environment.access"]);
+    // Denied before for access only; now the justification is too short too.
+    let second: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(second, ["2", "2026-12-04T10:01:00.000Z", "2", "0", "c1", "bob", "prod", "deny", "deny", "+approval.justification"]);
+    let third: Vec<&str> = lines[5].split_whitespace().collect();
+    assert_eq!(third, ["4", "2026-12-04T10:03:00.000Z", "4", "0", "c1", "alice", "prod", "allow", "deny", "+approval.justification"]);
+    assert_eq!(lines[7], "new failing rules:");
+    assert!(lines[8].starts_with("  seq 1: environment.access: user `alice` is not allowed in environment `dev`"), "{}", lines[8]);
+    assert!(lines[9].starts_with("  seq 2: approval.justification: environment `prod` requires a justification of at least 30"), "{}", lines[9]);
+    assert!(lines[10].starts_with("  seq 4: approval.justification: environment `prod` requires a justification of at least 30"), "{}", lines[10]);
+    assert_eq!(lines.len(), 11);
+}
+
+#[test]
+fn replay_json_has_counts_and_rules() {
+    let (directory, path) = journal();
+    let policy = stricter_policy(directory.path());
+    let output = guardctl(&["replay", "--json", "--policy", policy.to_str().unwrap(), "--audit", path.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["replayed"], 5);
+    assert_eq!(report["unchanged"], 2);
+    assert_eq!(report["skipped"], 0);
+    let changed = report["changed"].as_array().unwrap();
+    let summary: Vec<(u64, &str, &str, &serde_json::Value)> = changed
+        .iter()
+        .map(|change| {
+            (change["job_id"].as_u64().unwrap(), change["recorded"].as_str().unwrap(), change["replayed"].as_str().unwrap(), &change["added_rules"])
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "allow", "deny", &serde_json::json!(["environment.access"])),
+            (2, "deny", "deny", &serde_json::json!(["approval.justification"])),
+            (4, "allow", "deny", &serde_json::json!(["approval.justification"])),
+        ]
+    );
+}
+
+#[test]
+fn replay_same_policy_changes_nothing() {
+    let (directory, path) = journal();
+    let policy = directory.path().join("same.json");
+    std::fs::write(&policy, POLICY).unwrap();
+    let output = guardctl(&["replay", "--policy", policy.to_str().unwrap(), "--audit", path.to_str().unwrap()]);
+    let sha256 = policy_core::digest::sha256_file(&policy).unwrap();
+    assert_eq!(
+        stdout(&output),
+        format!("replayed 5 decisions against {} (sha256 {sha256}): 0 would change, 5 unchanged\n", policy.display())
+    );
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod explain;
 pub mod plugin;
 pub mod policy;
+pub mod replay;
 pub mod ticket;
 
 use std::path::Path;

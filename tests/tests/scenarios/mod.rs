@@ -9,6 +9,7 @@ mod environment_variables;
 mod environments;
 mod jobs;
 mod policy_errors;
+mod replay;
 mod support;
 
 use cluster_tests::Cluster;
@@ -26,6 +27,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(environment_variables::SCENARIOS);
     list.extend(policy_errors::SCENARIOS);
     list.extend(audit_chain::SCENARIOS);
+    list.extend(replay::SCENARIOS);
     // Last: its final scenario checks that the nodes are still idle.
     list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()

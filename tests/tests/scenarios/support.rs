@@ -256,3 +256,21 @@ pub fn srun(cluster: &Cluster, user: &TestUser, env: &[(&str, &str)], args: &[&s
     command.extend_from_slice(args);
     cluster.run_as(user, env, &command)
 }
+
+/// Returns the `guardctl` binary that cargo built next to the test
+/// executable (`cargo test --workspace` builds it for guardctl's own tests).
+pub fn guardctl_path() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|error| format!("cannot find the test executable: {error}"))?;
+    let path = exe.parent().and_then(std::path::Path::parent).map(|profile| profile.join("guardctl")).unwrap_or_default();
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} not found; build it with `cargo build -p guardctl`", path.display()))
+    }
+}
+
+/// Runs guardctl as root with `args` and returns its output.
+pub fn guardctl(args: &[&str]) -> Result<std::process::Output, String> {
+    let path = guardctl_path()?;
+    std::process::Command::new(&path).args(args).output().map_err(|error| format!("cannot run {}: {error}", path.display()))
+}
