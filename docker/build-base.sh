@@ -16,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 packages=(
     slurmctld slurmd slurm-client munge
     python3 tini logrotate procps iproute2 ca-certificates
+    lua5.1
 )
 # The label lets a later run see whether the image matches this script.
 fingerprint="$SLURM_DEB_VERSION ${packages[*]}"

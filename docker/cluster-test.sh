@@ -14,6 +14,12 @@ readonly POLICY=/etc/slurm/spank-guard/policy.json
 readonly PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/slurm-wlm
 readonly DROPIN=/etc/slurm/plugstack.conf.d/50-spank-guard.conf
 readonly AUDIT=/var/log/spank-guard/audit.jsonl
+readonly LUA_MODULE_DIR=/usr/local/lib/lua/5.1
+readonly JOB_SUBMIT=/etc/slurm/job_submit.lua
+# The maint window of the test policy opened an hour ago and closes 90
+# minutes from now. Only the controller checks a job's time limit against it.
+readonly WINDOW_END_MINUTE=$(date -u -d '+90 min' '+%Y-%m-%dT%H:%M')
+readonly WINDOW_VARS="{\"cluster_maint_window\": {\"start\": \"$(date -u -d '-60 min' +%H:%M)\", \"end\": \"${WINDOW_END_MINUTE#*T}\"}}"
 log_dir=$(mktemp -d /tmp/spank-guard-cluster-test.XXXXXX)
 
 passed=0
@@ -59,7 +65,7 @@ run_test() {
 deploy() {
     local output=$log_dir/$1.log
     shift
-    if ! "$here/cluster.sh" playbook "$@" >"$output" 2>&1; then
+    if ! "$here/cluster.sh" playbook -e "$WINDOW_VARS" "$@" >"$output" 2>&1; then
         echo "  ansible-playbook failed; last lines of $output:"
         tail -n 25 "$output" | sed 's/^/    /'
         return 1
@@ -81,7 +87,7 @@ daemon_pids() {
 deploy_failing() {
     local output=$log_dir/$1.log
     shift
-    if "$here/cluster.sh" playbook "$@" >"$output" 2>&1; then
+    if "$here/cluster.sh" playbook -e "$WINDOW_VARS" "$@" >"$output" 2>&1; then
         echo "  ansible-playbook succeeded, expected a failure; see $output"
         return 1
     fi
@@ -93,6 +99,8 @@ role_rejects_other_slurm_release() {
     expect "hosts that named both versions" 3 \
         "$(grep -cE '"msg": "the node runs Slurm 22\.05\.8 but the plugin in .* was built for Slurm 23\.02\.7; Slurm loads only plugins of its own major\.minor' \
             "$log_dir/other-release.log")" || status=1
+    # Every host of the first play failed, so ansible-playbook stops before
+    # the controller play.
     expect "failed hosts" "$(printf '%s\n' 'c1 failed=1' 'c2 failed=1' 'login failed=1')" \
         "$(recap other-release | sed -E 's/^([a-z0-9]+) .*(failed=[0-9]+).*/\1 \2/')" || status=1
     return $status
@@ -124,8 +132,60 @@ role_installs_plugin() {
 role_second_run_changes_nothing() {
     deploy second || return 1
     expect "recap of the second run" \
-        "$(printf '%s\n' 'c1 : ok=X changed=0' 'c2 : ok=X changed=0' 'login : ok=X changed=0')" \
+        "$(printf '%s\n' 'c1 : ok=X changed=0' 'c2 : ok=X changed=0' 'login : ok=X changed=0' 'slurmctld : ok=X changed=0')" \
         "$(recap second | sed -E 's/ok=[0-9]+/ok=X/; s/(changed=[0-9]+).*/\1/')"
+}
+
+role_installs_controller_check() {
+    local status=0 digest
+    digest=$(sha256sum "$BUILD_DIR/release/libspank_guard_lua.so" | cut -c1-16)
+    expect "slurmctld stable Lua module name" "spank_guard.so -> spank_guard-$digest.so" \
+        "$(on slurmctld find "$LUA_MODULE_DIR" -name spank_guard.so -printf '%f -> %l\n')" || status=1
+    expect "require on slurmctld" "0.1.0" \
+        "$(on slurmctld lua5.1 -e 'io.write(require("spank_guard").version)')" || status=1
+    expect "job_submit.lua settings" \
+        "$(printf '%s\n' \
+            '-- Managed by Ansible (role spank_guard): local changes are overwritten.' \
+            "local POLICY = \"$POLICY\"" \
+            'local ON_POLICY_ERROR = "deny"' \
+            'local CLUSTER = "guardtest"' \
+            'local SHOW_CORRELATION_ID = false')" \
+        "$(on slurmctld grep -E '^(-- Managed by|local (POLICY|ON_POLICY_ERROR|CLUSTER|SHOW_CORRELATION_ID) =)' "$JOB_SUBMIT")" || status=1
+    expect "SPANK plugin files on slurmctld" "" \
+        "$(on slurmctld sh -c "ls -d $DROPIN $PLUGIN_DIR/spank_guard* 2>/dev/null")" || status=1
+    expect "policy on slurmctld against c1" "$(on c1 guardctl policy sha256 "$POLICY")" \
+        "$(on slurmctld guardctl policy sha256 "$POLICY")" || status=1
+    return $status
+}
+
+# The login check passes (the window is open), and slurmctld rejects the job
+# because its time limit runs past the window end, which only it can know.
+controller_rejects_job_past_window() {
+    local output status correlation_id minutes minutes_left
+    minutes_left=$((($(date -u -d "${WINDOW_END_MINUTE}:00Z" +%s) - $(date +%s)) / 60))
+    output=$(as_user alice sbatch --guard-env=maint --time=4:00:00 --wrap=hostname)
+    status=$?
+    expect "exit status" 1 "$status" || { sed 's/^/    /' <<<"$output"; return 1; }
+    correlation_id=$(sed -n 's/^sbatch: error: spank-guard: correlation id: \(.\+\)$/\1/p' <<<"$output")
+    # The minutes left depend on the second slurmctld evaluated the job.
+    minutes=$(sed -n 's/.*, \([0-9]\+\) minutes from now;.*/\1/p' <<<"$output")
+    [[ -n $correlation_id && $minutes =~ ^[0-9]+$ ]] && ((minutes == minutes_left || minutes == minutes_left - 1)) \
+        || { echo "  no correlation id or unexpected minutes left:"; sed 's/^/    /' <<<"$output"; return 1; }
+    local status=0
+    expect "sbatch output" \
+        "$(printf '%s\n' \
+            "sbatch: error: spank-guard: denied: environment.window: job has a time limit of 240 minutes but window \`maint\` of environment \`maint\` ends at $WINDOW_END_MINUTE:00Z, $minutes minutes from now; request \`--time=$minutes\` or less" \
+            "sbatch: error: spank-guard: correlation id: $correlation_id" \
+            'sbatch: error: Batch job submission failed: Unspecified error')" \
+        "$output" || status=1
+    expect "slurmctld decision line" \
+        "spank-guard: controller decision: outcome=deny correlation_id=$correlation_id user=alice uid=2001 environment=maint rules=environment.window deferred= account=nil partition=nil job_name=wrap" \
+        "$(docker logs spank-guard-slurmctld 2>&1 | grep -F "correlation_id=$correlation_id " | sed 's/.*\(spank-guard: controller decision: \)/\1/')" || status=1
+    expect "jobs of alice" "" "$(on login squeue -h -u alice)" || status=1
+    expect "slurmctld after the rejection" "Slurmctld(primary) at slurmctld is UP" \
+        "$(on login scontrol ping | grep -o 'Slurmctld(primary) at slurmctld is UP')" || status=1
+    expect "maint job within the window" "c1" "$(as_user alice srun -N1 -w c1 --guard-env=maint --time=30 hostname)" || status=1
+    return $status
 }
 
 srun_spans_both_nodes() {
@@ -259,9 +319,19 @@ invalid_policy_never_lands() {
     return $status
 }
 
+# The role refuses to remove the policy while slurmctld runs the role's
+# job_submit.lua, because that script would then deny every job. So the
+# test puts back a script of the site's own first.
 absent_leaves_clean_cluster() {
-    deploy absent -e spank_guard_state=absent || return 1
     local status=0 node
+    deploy_failing absent-refused -e spank_guard_state=absent || return 1
+    grep -qF 'slurmctld runs JobSubmitPlugins=lua with the role' "$log_dir/absent-refused.log" \
+        || { echo "  absent did not name the active job_submit.lua; see $log_dir/absent-refused.log"; status=1; }
+    docker exec -i spank-guard-slurmctld sh -c "cat >$JOB_SUBMIT" <"$here/job_submit-accept.lua" || return 1
+    deploy absent -e spank_guard_state=absent || return 1
+    expect "slurmctld spank-guard files" "$JOB_SUBMIT" \
+        "$(on slurmctld sh -c "ls -d $JOB_SUBMIT $LUA_MODULE_DIR/spank_guard* /etc/slurm/spank-guard /usr/local/bin/guardctl 2>/dev/null")" \
+        || status=1
     for node in login c1 c2; do
         expect "$node spank-guard files" "" \
             "$(on "$node" sh -c "ls -d $DROPIN $PLUGIN_DIR/spank_guard* /etc/slurm/spank-guard /usr/local/bin/guardctl /etc/logrotate.d/spank-guard 2>/dev/null")" \
@@ -283,6 +353,8 @@ for test_name in \
     role_rejects_other_slurm_release \
     role_installs_plugin \
     role_second_run_changes_nothing \
+    role_installs_controller_check \
+    controller_rejects_job_past_window \
     srun_spans_both_nodes \
     prod_denied_at_submit \
     prod_denied_on_both_nodes \

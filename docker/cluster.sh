@@ -107,8 +107,8 @@ ensure_venv() {
 }
 
 build_plugin() {
-    log "building the plugin and guardctl (cargo build --release)"
-    (cd "$root" && cargo build --release --quiet -p spank-guard -p guardctl)
+    log "building the plugin, guardctl and the Lua module (cargo build --release)"
+    (cd "$root" && cargo build --release --quiet -p spank-guard -p guardctl -p spank-guard-lua)
 }
 
 # deploy [ANSIBLE-PLAYBOOK ARGS...]: run ansible/site.yml on the cluster.
