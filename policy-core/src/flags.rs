@@ -4,11 +4,47 @@
 //! when `--name` is in the policy's `user_flags`. Short flags are rejected
 //! because one letter can stand for several long flags and bundles such as
 //! `-ce` hide what they switch on. Boolean values are rejected because
-//! `--containall=false` would cancel a forced argument.
+//! `--containall=false` would cancel a forced argument. Only Apptainer's
+//! switches may be given without a value: a value-taking flag such as
+//! `--pwd` given alone would take the next argument, the image path, as its
+//! value, and Apptainer would run the task's first word as the image.
 
 /// Values that a command-line parser reads as a boolean, compared
 /// case-insensitively.
 const BOOLEAN_VALUES: &[&str] = &["true", "false", "t", "f", "1", "0", "yes", "no", "on", "off"];
+
+/// Long flags of `apptainer exec` (Apptainer 1.x) that take no value. Any
+/// other flag must be written `--name=VALUE`.
+const SWITCHES: &[&str] = &[
+    "allow-setuid",
+    "cleanenv",
+    "compat",
+    "contain",
+    "containall",
+    "disable-cache",
+    "fakeroot",
+    "ipc",
+    "keep-privs",
+    "net",
+    "no-eval",
+    "no-home",
+    "no-https",
+    "no-init",
+    "no-privs",
+    "no-setgroups",
+    "no-umask",
+    "nohttps",
+    "nv",
+    "nvccli",
+    "pid",
+    "rocm",
+    "sharens",
+    "unsquash",
+    "userns",
+    "uts",
+    "writable",
+    "writable-tmpfs",
+];
 
 /// Checks one flag against the `allowed` long flag names (such as `--nv`).
 ///
@@ -48,6 +84,10 @@ pub fn check_flag(flag: &str, allowed: &[String]) -> Result<(), String> {
         Some(value) if BOOLEAN_VALUES.iter().any(|boolean| boolean.eq_ignore_ascii_case(value)) => Err(format!(
             "container flag `{flag}` sets a boolean value, which could cancel a forced argument; \
              write `{long_name}` alone to switch it on"
+        )),
+        None if !SWITCHES.contains(&name) => Err(format!(
+            "container flag `{flag}` needs a value: given alone, Apptainer would read the next argument \
+             (the image path) as its value; write `{long_name}=VALUE`"
         )),
         _ => Ok(()),
     }
@@ -115,6 +155,20 @@ mod tests {
         assert_eq!(check_flag("--pwd=/work", &allowed()), Ok(()));
         assert_eq!(check_flag("--env=A=1", &allowed()), Ok(()));
         assert_eq!(check_flag("--pwd=/work,b", &allowed()), Ok(()));
+    }
+
+    #[test]
+    fn value_flag_alone_is_rejected() {
+        assert_eq!(
+            rejected("--pwd"),
+            "container flag `--pwd` needs a value: given alone, Apptainer would read the next argument \
+             (the image path) as its value; write `--pwd=VALUE`"
+        );
+        assert_eq!(
+            rejected("--env"),
+            "container flag `--env` needs a value: given alone, Apptainer would read the next argument \
+             (the image path) as its value; write `--env=VALUE`"
+        );
     }
 
     #[test]
