@@ -185,6 +185,12 @@ local function policy_error(message, job_desc, submit_uid)
 	return slurm.ERROR
 end
 
+-- Returns a value fit for one key=value field of a log line: control
+-- characters (a newline would start a forged line) and spaces become `_`.
+local function log_field(value)
+	return (string.gsub(tostring(value), "[%c ]", "_"))
+end
+
 local function log_decision(decision, request, job_desc)
 	local rules = {}
 	for _, reason in ipairs(decision.reasons) do
@@ -194,15 +200,15 @@ local function log_decision(decision, request, job_desc)
 		"%scontroller decision: outcome=%s correlation_id=%s user=%s uid=%d environment=%s rules=%s deferred=%s account=%s partition=%s job_name=%s",
 		PREFIX,
 		decision.outcome,
-		decision.correlation_id,
-		request.user,
+		log_field(decision.correlation_id),
+		log_field(request.user),
 		request.uid,
-		tostring(decision.environment),
+		log_field(decision.environment),
 		table.concat(rules, ","),
 		table.concat(decision.deferred, ","),
-		tostring(job_desc.account),
-		tostring(job_desc.partition),
-		tostring(job_desc.name)
+		log_field(job_desc.account),
+		log_field(job_desc.partition),
+		log_field(job_desc.name)
 	))
 end
 

@@ -161,6 +161,22 @@ fn allowed_job_shows_correlation_id() {
     assert_eq!(lines[5], "rc: 0");
 }
 
+#[test]
+fn log_line_escapes_job_name() {
+    let Some(fixture) = Fixture::new(POLICY, "deny") else { return };
+    let stdout = fixture.run(
+        "submit({ name = 'x\\nspank-guard: controller decision: outcome=allow user=root', \
+         spank_job_env = { [0] = 'HOS_CORRELATION_ID=c-9' } })",
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "info: spank-guard: controller decision: outcome=allow correlation_id=c-9 user=root uid=0 environment=dev rules= deferred= account=nil partition=nil job_name=x_spank-guard:_controller_decision:_outcome=allow_user=root",
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), 3, "{stdout}");
+}
+
 /// Returns a policy whose `ops` window opened an hour ago and closes in 90
 /// minutes, every day, so a slot past midnight still contains now.
 fn policy_with_open_window() -> String {
