@@ -65,12 +65,16 @@ impl std::fmt::Display for SlurmVersion {
     }
 }
 
-/// Parses `22.05.8`, `22.05` or `slurm 22.05.8` (the output of
-/// `srun --version`). Micro versions with a suffix such as `8-1` keep only
-/// the number.
+/// Parses `22.05.8`, `22.05`, or the output of `srun --version`
+/// (`slurm 22.05.8` upstream, `slurm-wlm 22.05.8` on Debian). Micro versions
+/// with a suffix such as `8-1` keep only the number.
 pub fn parse_slurm_version(text: &str) -> Result<SlurmVersion, String> {
     let trimmed = text.trim();
-    let bare = trimmed.strip_prefix("slurm ").unwrap_or(trimmed).trim();
+    let bare = ["slurm ", "slurm-wlm "]
+        .iter()
+        .find_map(|prefix| trimmed.strip_prefix(prefix))
+        .unwrap_or(trimmed)
+        .trim();
     let invalid = || format!("invalid Slurm version `{text}`: expected MAJOR.MINOR[.MICRO], for example 22.05.8");
 
     let mut parts = bare.split('.');
@@ -239,6 +243,7 @@ mod tests {
     #[test]
     fn version_parses_srun_output() {
         assert_eq!(parse_slurm_version("slurm 22.05.8"), Ok(SlurmVersion { major: 22, minor: 5, micro: 8 }));
+        assert_eq!(parse_slurm_version("slurm-wlm 22.05.8\n"), Ok(SlurmVersion { major: 22, minor: 5, micro: 8 }));
         assert_eq!(parse_slurm_version("23.11"), Ok(SlurmVersion { major: 23, minor: 11, micro: 0 }));
         assert_eq!(parse_slurm_version("22.05.8-1"), Ok(SlurmVersion { major: 22, minor: 5, micro: 8 }));
     }
