@@ -123,15 +123,40 @@ fn relayed_list(options: &mut GuardOptions, option: RelayedOption) -> &mut Vec<S
     }
 }
 
+/// Variables in which sbatch and salloc pass their option values to the
+/// srun commands of the job, for the repeatable options in [`RELAY_VARIABLES`]
+/// order. Slurm forms the name from `plugin_name` and the option name.
+const INHERITED_OPTION_VARIABLES: [&str; 2] = [
+    "SLURM_SPANK__SLURM_SPANK_OPTION_spank_guard_guard_bind",
+    "SLURM_SPANK__SLURM_SPANK_OPTION_spank_guard_guard_container_flags",
+];
+
 /// Returns the relay variables to export from the submit side: the joined
 /// list of each repeatable option, or `None` to remove a variable that an
 /// enclosing job left in the environment.
-pub fn relay_values(options: &GuardOptions) -> Vec<(&'static str, Option<String>)> {
+///
+/// An srun inside an sbatch or salloc job sees only the last value of the
+/// job's repeated option, through [`INHERITED_OPTION_VARIABLES`]. When that
+/// is all it has, the job's relay variable (from `inherited`) ends with that
+/// value and is kept, so the step gets every value the job was given.
+pub fn relay_values(options: &GuardOptions, inherited: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, Option<String>)> {
     let mut options = options.clone();
     RELAY_VARIABLES
         .iter()
-        .map(|&(name, option)| {
+        .zip(INHERITED_OPTION_VARIABLES)
+        .map(|(&(name, option), option_variable)| {
             let list = relayed_list(&mut options, option);
+            let only_inherited = match list.as_slice() {
+                [single] => inherited(option_variable).as_deref() == Some(single.as_str()),
+                _ => false,
+            };
+            if only_inherited {
+                let last = list.join(",");
+                let relayed = inherited(name).filter(|joined| joined == &last || joined.ends_with(&format!(",{last}")));
+                if relayed.is_some() {
+                    return (name, relayed);
+                }
+            }
             (name, (!list.is_empty()).then(|| list.join(",")))
         })
         .collect()
@@ -215,7 +240,7 @@ mod tests {
         let mut submitted = GuardOptions::default();
         store(&mut submitted, BIND, "/a:/a:ro".into()).unwrap();
         store(&mut submitted, BIND, "/b,/c".into()).unwrap();
-        let relayed = relay_values(&submitted);
+        let relayed = relay_values(&submitted, |_| None);
         assert_eq!(
             relayed,
             [("SPANK_GUARD_BIND_OPTIONS", Some("/a:/a:ro,/b,/c".to_owned())), ("SPANK_GUARD_CONTAINER_FLAG_OPTIONS", None)]
@@ -228,6 +253,38 @@ mod tests {
         apply_relayed(&mut on_node, &env);
         assert_eq!(on_node.binds, ["/a:/a:ro,/b,/c"]);
         assert!(on_node.container_flags.is_empty());
+    }
+
+    #[test]
+    fn inner_srun_keeps_job_relay() {
+        // sbatch --guard-bind=/a --guard-bind=/b: the inner srun sees only /b.
+        let inherited = |name: &str| match name {
+            "SLURM_SPANK__SLURM_SPANK_OPTION_spank_guard_guard_bind" => Some("/b".to_owned()),
+            "SPANK_GUARD_BIND_OPTIONS" => Some("/a,/b".to_owned()),
+            _ => None,
+        };
+        let mut inner = GuardOptions::default();
+        store(&mut inner, BIND, "/b".into()).unwrap();
+        assert_eq!(
+            relay_values(&inner, inherited),
+            [("SPANK_GUARD_BIND_OPTIONS", Some("/a,/b".to_owned())), ("SPANK_GUARD_CONTAINER_FLAG_OPTIONS", None)]
+        );
+
+        // Binds of its own on the srun command line replace the job's.
+        let mut own = GuardOptions::default();
+        store(&mut own, BIND, "/b".into()).unwrap();
+        store(&mut own, BIND, "/c".into()).unwrap();
+        assert_eq!(relay_values(&own, inherited)[0], ("SPANK_GUARD_BIND_OPTIONS", Some("/b,/c".to_owned())));
+
+        // A relay variable that does not end with the inherited value is not the job's.
+        let mut other = GuardOptions::default();
+        store(&mut other, BIND, "/b".into()).unwrap();
+        let stale = |name: &str| match name {
+            "SLURM_SPANK__SLURM_SPANK_OPTION_spank_guard_guard_bind" => Some("/b".to_owned()),
+            "SPANK_GUARD_BIND_OPTIONS" => Some("/a,/x".to_owned()),
+            _ => None,
+        };
+        assert_eq!(relay_values(&other, stale)[0], ("SPANK_GUARD_BIND_OPTIONS", Some("/b".to_owned())));
     }
 
     #[test]

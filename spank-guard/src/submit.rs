@@ -107,7 +107,7 @@ fn policy_error(config: &Config, request: &policy_core::Request, error: &policy_
 /// [`options::RELAY_VARIABLES`]). srun, sbatch and salloc copy their
 /// environment into the job after this callback.
 fn relay_repeated_options() {
-    for (name, value) in options::relay_values(&options::current()) {
+    for (name, value) in options::relay_values(&options::current(), |name| std::env::var(name).ok()) {
         // The variables are changed before Slurm starts the job, from the
         // thread that runs the SPANK callbacks.
         match value {

@@ -12,8 +12,9 @@ use super::support::{
     records_of, srun, Readable, USER,
 };
 
-pub const SCENARIOS: [(&str, super::Scenario); 12] = [
+pub const SCENARIOS: [(&str, super::Scenario); 13] = [
     ("container::repeated_bind_options_reach_node", repeated_bind_options_reach_node),
+    ("container::sbatch_repeated_binds_reach_inner_step", sbatch_repeated_binds_reach_inner_step),
     ("container::image_wrapped_with_exact_argv", image_wrapped_with_exact_argv),
     ("container::four_tasks_all_wrapped", four_tasks_all_wrapped),
     ("container::four_tasks_all_denied", four_tasks_all_denied),
@@ -295,4 +296,27 @@ fn repeated_bind_options_reach_node(cluster: &mut Cluster) -> Result<(), String>
     let project = format!("{dir}/data/project:/project:ro");
     let scratch = format!("{dir}/data/scratch:/scratch");
     check(binds == [project.as_str(), scratch.as_str()], &format!("binds {binds:?}"), &output)
+}
+
+fn sbatch_repeated_binds_reach_inner_step(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    install(cluster, &base_policy(cluster), Readable::ByEveryone, "")?;
+    let dir = cluster.dir().display().to_string();
+    let image = format!("--guard-image={dir}/images/app.sif");
+    let first = format!("--guard-bind={dir}/data/project:/project:ro");
+    let second = format!("--guard-bind={dir}/data/scratch:/scratch");
+    let out = cluster.work_dir(&USER).join("repeated-binds.out");
+    let output_option = format!("--output={}", out.display());
+    let output = cluster.run_as(
+        &USER,
+        &[],
+        &["sbatch", "--parsable", "--wait", "-N1", "-w", "c1", &image, &first, &second, &output_option, "--wrap=srun -N1 true"],
+    );
+    expect_code(&output, 0)?;
+    let job_id: u64 = output.stdout.trim().parse().map_err(|error| format!("job id in {:?}: {error}", output.stdout))?;
+    let (argv, _) = recorded_call(cluster, job_id, "0", 0)?;
+    let binds: Vec<&str> = argv.windows(2).filter(|pair| pair[0] == "--bind").map(|pair| pair[1].as_str()).collect();
+    let project = format!("{dir}/data/project:/project:ro");
+    let scratch = format!("{dir}/data/scratch:/scratch");
+    check(binds == [project.as_str(), scratch.as_str()], &format!("inner step binds {binds:?}"), &output)
 }
