@@ -238,12 +238,18 @@ impl Cluster {
 
     /// Rewrites plugstack.conf: with `args` empty it is empty (no plugin),
     /// otherwise it loads the plugin as `required` with `args`. Slurm reads
-    /// it at every srun, sbatch, salloc and step launch.
+    /// it at every srun, sbatch, salloc and step launch. Without a
+    /// `fallback_audit` argument, `policy_error` records go to
+    /// `audit/fallback.jsonl` in the cluster directory, not to the host's
+    /// default path.
     pub fn set_plugstack(&self, args: &str) -> Result<(), String> {
         let text = if args.is_empty() {
             String::new()
-        } else {
+        } else if args.split_whitespace().any(|arg| arg.starts_with("fallback_audit=")) {
             format!("required {} {args}\n", self.plugin.display())
+        } else {
+            let fallback = self.path("audit/fallback.jsonl");
+            format!("required {} {args} fallback_audit={}\n", self.plugin.display(), fallback.display())
         };
         write_file(&self.path("etc/plugstack.conf"), text.as_bytes(), 0o644)
     }
