@@ -4,7 +4,9 @@
 # that a recent enough Rust toolchain is on PATH.
 set -eu
 
-PACKAGES="slurmctld slurmd slurm-client munge libslurm-dev libclang-dev build-essential liblua5.1-0-dev lua5.1 valgrind logrotate"
+# logrotate and chromium serve the cluster tests of audit rotation and of
+# the evidence bundle (headless rendering of evidence.html).
+PACKAGES="slurmctld slurmd slurm-client munge libslurm-dev libclang-dev build-essential liblua5.1-0-dev lua5.1 valgrind logrotate chromium"
 # Keep in sync with rust-version in Cargo.toml.
 RUST_MIN_MINOR=85
 

@@ -49,6 +49,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::policy::PolicyCommand,
     },
+    /// Write the evidence bundle of one job for a CI build to archive.
+    ///
+    /// Writes evidence.json (every record with the correlation id, the
+    /// policy sha256s seen, the chain check of each file), evidence.md and a
+    /// self-contained evidence.html with the timeline. Exits 1 when no
+    /// record has the id, or when a file's chain is broken (the bundle is
+    /// still written and records the break).
+    Evidence(crate::commands::evidence::EvidenceArgs),
     /// Re-evaluate recorded decisions against another policy.
     ///
     /// Lists every decision whose outcome or failing rules would change,

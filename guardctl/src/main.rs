@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Policy { command } => commands::policy::run(&command),
         Command::Audit { command } => commands::audit::run(&command),
         Command::Replay(arguments) => commands::replay::run(&arguments),
+        Command::Evidence(arguments) => commands::evidence::run(&arguments),
     };
 
     match result {

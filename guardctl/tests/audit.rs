@@ -288,3 +288,55 @@ fn replay_same_policy_changes_nothing() {
         format!("replayed 5 decisions against {} (sha256 {sha256}): 0 would change, 5 unchanged\n", policy.display())
     );
 }
+
+#[test]
+fn evidence_writes_three_files() {
+    let (directory, path) = journal();
+    let out = directory.path().join("bundle");
+    let output = guardctl(&["evidence", "--correlation-id", "hpc-4", "--audit", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(stderr(&output), "");
+    assert_eq!(
+        stdout(&output),
+        format!("wrote {}/evidence.json, evidence.md and evidence.html: 1 record of `hpc-4`, chain intact\n", out.display())
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let bundle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
+    assert_eq!(bundle["job_ids"], serde_json::json!([4]));
+    assert_eq!(bundle["chain"][0]["records"], 5);
+    assert_eq!(bundle["chain"][0]["broken"], serde_json::Value::Null);
+    assert_eq!(bundle["timeline"][0]["outcome"], "allow");
+    let markdown = std::fs::read_to_string(out.join("evidence.md")).unwrap();
+    assert!(markdown.starts_with("# Evidence for `hpc-4`\n"), "{markdown}");
+    let html = std::fs::read_to_string(out.join("evidence.html")).unwrap();
+    assert!(html.contains("<h1>Evidence for <code>hpc-4</code></h1>"), "{html}");
+    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 3, "{leftovers:?}");
+}
+
+#[test]
+fn evidence_rejects_unknown_id() {
+    let (directory, path) = journal();
+    let out = directory.path().join("bundle");
+    let output = guardctl(&["evidence", "--correlation-id", "nope", "--audit", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "guardctl: no audit record has correlation id `nope` in {}; check the id and pass the journals of the nodes the job ran on\n",
+            path.display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn evidence_reports_broken_chain() {
+    let (directory, path) = journal();
+    let text = std::fs::read_to_string(&path).unwrap().replacen("\"user\":\"bob\"", "\"user\":\"eve\"", 1);
+    std::fs::write(&path, text).unwrap();
+    let out = directory.path().join("bundle");
+    let output = guardctl(&["evidence", "--correlation-id", "hpc-1", "--audit", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with(&format!("guardctl: audit chain broken, so the evidence cannot be trusted: {}:2: ", path.display())), "{}", stderr(&output));
+    let bundle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
+    assert_eq!(bundle["chain_intact"], false);
+}

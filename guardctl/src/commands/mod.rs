@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod evidence;
 pub mod explain;
 pub mod plugin;
 pub mod policy;

@@ -7,6 +7,7 @@ mod basics;
 mod containers;
 mod environment_variables;
 mod environments;
+mod evidence;
 mod jobs;
 mod policy_errors;
 mod replay;
@@ -28,6 +29,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(policy_errors::SCENARIOS);
     list.extend(audit_chain::SCENARIOS);
     list.extend(replay::SCENARIOS);
+    list.extend(evidence::SCENARIOS);
     // Last: its final scenario checks that the nodes are still idle.
     list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()

@@ -19,7 +19,7 @@ pub const PROD_USER: TestUser = TEST_USERS[1];
 pub const KEY_ID: &str = "test-2026";
 
 /// Fixed seed of the test signing key (tests only).
-const KEY_SEED: [u8; 32] = [7; 32];
+pub const KEY_SEED: [u8; 32] = [7; 32];
 
 /// Returns the test signing key.
 pub fn signing_key() -> SigningKey {
