@@ -57,6 +57,11 @@ pub enum Command {
     /// record has the id, or when a file's chain is broken (the bundle is
     /// still written and records the break).
     Evidence(crate::commands::evidence::EvidenceArgs),
+    /// Export Prometheus metrics derived from the audit journal.
+    Metrics {
+        #[command(subcommand)]
+        command: crate::commands::metrics::MetricsCommand,
+    },
     /// Re-evaluate recorded decisions against another policy.
     ///
     /// Lists every decision whose outcome or failing rules would change,

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => commands::audit::run(&command),
         Command::Replay(arguments) => commands::replay::run(&arguments),
         Command::Evidence(arguments) => commands::evidence::run(&arguments),
+        Command::Metrics { command } => commands::metrics::run(&command),
     };
 
     match result {

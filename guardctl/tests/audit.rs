@@ -340,3 +340,53 @@ fn evidence_reports_broken_chain() {
     let bundle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).unwrap()).unwrap();
     assert_eq!(bundle["chain_intact"], false);
 }
+
+#[test]
+fn metrics_export_counts_journal() {
+    let (directory, path) = journal();
+    std::fs::write(policy_core::journal::write_errors_path(&path), "2026-12-04T10:09:00.000Z disk full\n").unwrap();
+    let out = directory.path().join("spank_guard.prom");
+    let output = guardctl(&["metrics", "export", "--audit", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(stderr(&output), "");
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let samples: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
+    let policy_sha256 = {
+        let last = std::fs::read_to_string(&path).unwrap().lines().last().unwrap().to_owned();
+        serde_json::from_str::<serde_json::Value>(&last).unwrap()["policy_sha256"].as_str().unwrap().to_owned()
+    };
+    let mut expected = vec![
+        "spank_guard_decisions_total{environment=\"dev\",outcome=\"allow\"} 2".to_owned(),
+        "spank_guard_decisions_total{environment=\"prod\",outcome=\"allow\"} 1".to_owned(),
+        "spank_guard_decisions_total{environment=\"prod\",outcome=\"deny\"} 2".to_owned(),
+        "spank_guard_denials_total{environment=\"prod\",rule=\"approval.justification\"} 1".to_owned(),
+        "spank_guard_denials_total{environment=\"prod\",rule=\"environment.access\"} 1".to_owned(),
+        "spank_guard_policy_errors_total 0".to_owned(),
+        "spank_guard_audit_write_errors_total 1".to_owned(),
+    ];
+    // guardctl's journal helper writes no durations: an empty histogram.
+    for bound in ["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "1", "+Inf"] {
+        expected.push(format!("spank_guard_decision_duration_seconds_bucket{{le=\"{bound}\"}} 0"));
+    }
+    expected.push("spank_guard_decision_duration_seconds_sum 0".to_owned());
+    expected.push("spank_guard_decision_duration_seconds_count 0".to_owned());
+    expected.push(format!("spank_guard_policy_info{{sha256=\"{policy_sha256}\",version=\"{}\"}} 1", policy_core::VERSION));
+    assert_eq!(samples, expected);
+    assert!(text.contains("# TYPE spank_guard_decisions_total counter\n"));
+    assert!(text.contains("# TYPE spank_guard_decision_duration_seconds histogram\n"));
+    let leftovers: Vec<_> = std::fs::read_dir(directory.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(!leftovers.iter().any(|name| name.to_string_lossy().contains(".tmp")), "{leftovers:?}");
+}
+
+#[test]
+fn metrics_export_missing_file_counts_empty() {
+    let directory = tempfile::tempdir().unwrap();
+    let missing = directory.path().join("audit.jsonl");
+    let out = directory.path().join("spank_guard.prom");
+    let output = guardctl(&["metrics", "export", "--audit", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(stderr(&output), format!("guardctl: note: {} not found; counted as empty\n", missing.display()));
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("\nspank_guard_policy_errors_total 0\n"), "{text}");
+    assert!(!text.contains("spank_guard_policy_info"), "{text}");
+}

@@ -69,6 +69,10 @@ pub struct AuditRecord {
     /// failed. Omitted when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
+    /// Time the enforcement point took to load the policy and evaluate the
+    /// request, in microseconds (decision records of the plugin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
     /// Changes the enforcement point applied (decision records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effects: Option<AuditEffects>,
@@ -318,6 +322,7 @@ impl AuditRecord {
             outcome: None,
             reasons: Vec::new(),
             break_glass: false,
+            duration_us: None,
             effects: None,
             argv0: Some(request.argv.first().cloned().unwrap_or_default()),
             argv: None,

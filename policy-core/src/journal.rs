@@ -54,6 +54,24 @@ pub fn head_path(audit: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Returns the write-error file of the audit file `audit`: its path with
+/// `.write-errors` appended. It gets one line per record the plugin failed to
+/// write, for `guardctl metrics export`.
+pub fn write_errors_path(audit: &Path) -> PathBuf {
+    let mut name = audit.as_os_str().to_owned();
+    name.push(".write-errors");
+    PathBuf::from(name)
+}
+
+/// Appends `<time> <error>` to the write-error file of `audit`. The caller
+/// has already failed to write a record, so this is best effort: it may fail
+/// for the same reason (a full disk), and then the error is only logged.
+pub fn record_write_error(audit: &Path, error: &io::Error) -> io::Result<()> {
+    let message = error.to_string().replace('\n', " ");
+    let line = format!("{} {message}\n", audit::format_timestamp(jiff::Timestamp::now()));
+    audit::append_line(&write_errors_path(audit), &line)
+}
+
 /// Returns the lowercase hex sha256 of one line, given without its newline.
 pub fn line_sha256(line: &[u8]) -> String {
     crate::digest::to_hex(&Sha256::digest(line))

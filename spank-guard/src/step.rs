@@ -131,6 +131,7 @@ fn decide(spank: &Spank) -> Verdict {
         Err(message) => return deny_with(message),
     };
 
+    let started = std::time::Instant::now();
     let policy = match loader::load(&config.policy, false) {
         Ok(policy) => policy,
         Err(LoadFailure::Invalid(error)) => return policy_error(&config, request, &error),
@@ -138,9 +139,10 @@ fn decide(spank: &Spank) -> Verdict {
     };
 
     let decision = policy_core::evaluate(&policy, &request, jiff::Timestamp::now());
+    let duration = started.elapsed();
     log_summary(&request, &decision);
 
-    if let Err(error) = records::write_decision(&policy, &request, &decision) {
+    if let Err(error) = records::write_decision(&policy, &request, &decision, duration) {
         let path = policy.audit().path.display().to_string();
         let message = format!("cannot write audit record to {path}: {error}");
         if policy.audit().on_error == policy_core::policy::OnError::Deny {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod check;
 pub mod evidence;
 pub mod explain;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod replay;

@@ -9,6 +9,7 @@ mod environment_variables;
 mod environments;
 mod evidence;
 mod jobs;
+mod metrics;
 mod policy_errors;
 mod replay;
 mod support;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(audit_chain::SCENARIOS);
     list.extend(replay::SCENARIOS);
     list.extend(evidence::SCENARIOS);
+    list.extend(metrics::SCENARIOS);
     // Last: its final scenario checks that the nodes are still idle.
     list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()
