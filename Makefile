@@ -3,7 +3,8 @@
 #   make demo   start a throwaway two-node Slurm cluster with the plugin and
 #               the controller check, run sample jobs (allowed, denied at
 #               submission, by the controller and by a node, scrubbed,
-#               wrapped in a container) with their audit records, and stop
+#               wrapped in a container) with their audit records, then the
+#               evidence report of the prod job and the metrics, and stop
 #               it (root)
 #   make test   run every test, including the real-cluster scenarios (root)
 #   make bench  measure srun wall time with and without the plugin (root)
@@ -34,7 +35,7 @@ test: plugin
 
 # The demo's slurmctld loads the Lua module through job_submit.lua.
 demo: plugin-release
-	$(CARGO) build --release -p spank-guard-lua
+	$(CARGO) build --release -p spank-guard-lua -p guardctl
 	$(CARGO) run --release -p cluster-tests --example demo
 
 bench: plugin-release

@@ -114,9 +114,64 @@ fn run() -> Result<(), String> {
         &[],
         &["srun", "-N1", "-w", "c2", "--guard-env=gpu", "hostname"],
     )?;
+    print_evidence_and_metrics(&cluster, &demo.audit, &policy_path)?;
     println!("\nStopping the cluster.");
     cluster.stop();
     Ok(())
+}
+
+/// Writes the evidence bundle of the prod job of step 4 and the node's
+/// metrics file with guardctl, and prints `evidence.md` and the metrics.
+fn print_evidence_and_metrics(cluster: &Cluster, audit: &Path, policy: &Path) -> Result<(), String> {
+    println!("\n=== 7. Evidence of the prod job (step 4) and the metrics of the journal ===");
+    let guardctl = default_plugin_path().with_file_name("guardctl");
+    if !guardctl.is_file() {
+        return Err(format!("{} not found; build it with `cargo build --release -p guardctl`", guardctl.display()));
+    }
+    cluster.settle()?;
+    let text = fs::read_to_string(audit).map_err(|error| format!("cannot read {}: {error}", audit.display()))?;
+    let correlation_id = text
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|record| record["event"] == "decision" && record["environment"] == "prod" && record["outcome"] == "allow")
+        .find_map(|record| record["correlation_id"].as_str().map(str::to_owned))
+        .ok_or("no allowed prod decision in the audit journal")?;
+
+    let out = cluster.path("evidence");
+    let audit_text = audit.display().to_string();
+    let evidence = run_guardctl(
+        &guardctl,
+        &["evidence", "--correlation-id", &correlation_id, "--audit", &audit_text, "--out", &out.display().to_string()],
+    )?;
+    println!("$ guardctl evidence --correlation-id {correlation_id} --audit {audit_text} --out {}", out.display());
+    print!("{evidence}");
+    let report = fs::read_to_string(out.join("evidence.md")).map_err(|error| format!("cannot read evidence.md: {error}"))?;
+    println!("--- evidence.md ---\n{report}");
+
+    let metrics = cluster.path("spank_guard.prom");
+    run_guardctl(
+        &guardctl,
+        &["metrics", "export", "--policy", &policy.display().to_string(), "--audit", &audit_text, "--out", &metrics.display().to_string()],
+    )?;
+    let text = fs::read_to_string(&metrics).map_err(|error| format!("cannot read {}: {error}", metrics.display()))?;
+    println!("$ guardctl metrics export --policy {} --audit {audit_text} --out {}", policy.display(), metrics.display());
+    println!("--- spank_guard.prom (without HELP and TYPE lines) ---");
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn run_guardctl(guardctl: &Path, args: &[&str]) -> Result<String, String> {
+    let output = std::process::Command::new(guardctl)
+        .args(args)
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", guardctl.display()))?;
+    if !output.status.success() {
+        return Err(format!("guardctl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Returns the start and end (`HH:MM`, UTC) of a daily window that opened
