@@ -195,16 +195,15 @@ fn gather(spank: &Spank, step_id: u32) -> Result<Request, String> {
     }))
 }
 
-/// Returns the Slurm name of this node.
-///
-/// Slurm sets `SLURMD_NODENAME` only for the tasks, after this callback.
-/// `SLURM_TOPOLOGY_ADDR` is already set here, and its last dot-separated
-/// component is the node name (the whole value with `topology/none`). The
-/// host name is the last resort and is wrong when one host runs several slurmd.
+/// Returns the name of this node. Slurm sets `SLURM_TOPOLOGY_ADDR` in the
+/// step environment on the node before `init_post_opt`, replacing any value
+/// the user passed (seen on 22.05.8), and its last dot-separated
+/// component is the node name (the whole value with `topology/none`).
+/// `SLURMD_NODENAME` is not used: at this point it still holds the value from
+/// the submitting environment, so a user could name an allowed node, and an
+/// srun inside a batch script would name the batch node. The host name is the
+/// last resort and is wrong when one host runs several slurmd.
 fn node_name(env: &BTreeMap<String, String>) -> Option<String> {
-    if let Some(name) = env.get("SLURMD_NODENAME").filter(|name| !name.is_empty()) {
-        return Some(name.clone());
-    }
     if let Some(address) = env.get("SLURM_TOPOLOGY_ADDR") {
         if let Some(name) = address.rsplit('.').next().filter(|name| !name.is_empty()) {
             return Some(name.to_owned());

@@ -9,12 +9,14 @@ use super::support::{
     records_of, srun, Readable, PROD_USER, USER,
 };
 
-pub const SCENARIOS: [(&str, super::Scenario); 5] = [
+pub const SCENARIOS: [(&str, super::Scenario); 7] = [
     ("options::srun_help_lists_every_option", srun_help_lists_every_option),
     ("environment::dev_allowed_with_audit_record", dev_allowed_with_audit_record),
     ("environment::unknown_denied_at_submit", unknown_denied_at_submit),
     ("environment::prod_denied_for_non_member_on_node", prod_denied_for_non_member_on_node),
     ("environment::prod_allowed_for_group_member", prod_allowed_for_group_member),
+    ("environment::node_name_not_taken_from_user", node_name_not_taken_from_user),
+    ("environment::batch_inner_step_uses_its_node", batch_inner_step_uses_its_node),
 ];
 
 fn srun_help_lists_every_option(cluster: &mut Cluster) -> Result<(), String> {
@@ -149,4 +151,62 @@ fn prod_allowed_for_group_member(cluster: &mut Cluster) -> Result<(), String> {
         expect_field(record, "user", &json!("guardprod"))?;
     }
     Ok(())
+}
+
+/// Returns the base policy with `dev` limited to node `c1`.
+fn dev_only_on_c1(cluster: &Cluster) -> serde_json::Value {
+    let mut policy = base_policy(cluster);
+    policy["environments"]["dev"]["nodes"] = json!(["c1"]);
+    policy
+}
+
+fn node_name_not_taken_from_user(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    install(cluster, &dev_only_on_c1(cluster), Readable::ByEveryone, "")?;
+    // A user who names an allowed node in the environment must still be
+    // checked against the node the step runs on.
+    let output = srun(cluster, &USER, &[("SLURMD_NODENAME", "c1")], &["-N1", "-w", "c2", "--guard-env=dev", "echo", "ran"]);
+    expect_code(&output, 1)?;
+    check(!output.stdout.contains("ran"), "the denied task must not run", &output)?;
+    let decisions = records_of(cluster, "decision")?;
+    check(decisions.len() == 1, &format!("expected one decision record, got {decisions:#?}"), &output)?;
+    expect_field(&decisions[0], "node", &json!("c2"))?;
+    expect_field(&decisions[0], "outcome", &json!("deny"))?;
+    let lines = output.guard_lines();
+    check(
+        lines.first().copied()
+            == Some("spank-guard: denied: environment.node: node `c2` is not allowed for environment `dev`; allowed nodes: `c1`"),
+        "the node rule names the real node",
+        &output,
+    )
+}
+
+fn batch_inner_step_uses_its_node(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    install(cluster, &dev_only_on_c1(cluster), Readable::ByEveryone, "")?;
+    let out = cluster.work_dir(&USER).join("inner-node.out");
+    let output_option = format!("--output={}", out.display());
+    let output = cluster.run_as(
+        &USER,
+        &[],
+        &["sbatch", "--wait", "-N2", "--guard-env=dev", &output_option, "--wrap=srun -N1 -w c2 true"],
+    );
+    // The batch step runs on c1 and is allowed; its srun step on c2 is denied.
+    expect_code(&output, 1)?;
+    let decisions = records_of(cluster, "decision")?;
+    let steps: Vec<(u64, &str, &str)> = decisions
+        .iter()
+        .map(|record| {
+            (
+                record["step_id"].as_u64().unwrap_or_default(),
+                record["node"].as_str().unwrap_or_default(),
+                record["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    check(
+        steps == [(u64::from(policy_core::BATCH_STEP_ID), "c1", "allow"), (0, "c2", "deny")],
+        &format!("decisions (step, node, outcome): {steps:?}"),
+        &output,
+    )
 }
