@@ -135,7 +135,7 @@ const INHERITED_OPTION_VARIABLES: [&str; 2] = [
 /// list of each repeatable option, or `None` to remove a variable that an
 /// enclosing job left in the environment.
 ///
-/// An srun inside an sbatch or salloc job sees only the last value of the
+/// An srun inside an sbatch or salloc job receives only the last value of the
 /// job's repeated option, through [`INHERITED_OPTION_VARIABLES`]. When that
 /// is all it has, the job's relay variable (from `inherited`) ends with that
 /// value and is kept, so the step gets every value the job was given.

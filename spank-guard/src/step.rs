@@ -199,7 +199,7 @@ fn gather(spank: &Spank, step_id: u32) -> Result<Request, String> {
 /// step environment on the node before `init_post_opt`, replacing any value
 /// the user passed (seen on 22.05.8), and its last dot-separated
 /// component is the node name (the whole value with `topology/none`).
-/// `SLURMD_NODENAME` is not used: at this point it still holds the value from
+/// `SLURMD_NODENAME` is not used: at this point it still contains the value of
 /// the submitting environment, so a user could name an allowed node, and an
 /// srun inside a batch script would name the batch node. The host name is the
 /// last resort and is wrong when one host runs several slurmd.
