@@ -151,22 +151,28 @@ fn check_at_controller(
     reasons: &mut Vec<Reason>,
     deferred: &mut Vec<String>,
 ) {
-    for (origin, entry) in requested_bind_lists(request) {
-        let specs = match parse_bind_list(entry) {
-            Ok(specs) => specs,
-            Err(message) => {
-                reasons.push(reason(rules::CONTAINER_BIND, format!("invalid bind list `{entry}` in {origin}: {message}")));
-                continue;
-            }
-        };
-        for spec in specs {
-            if let Err(message) = spec.check_destination() {
-                reasons.push(reason(rules::CONTAINER_BIND, format!("bind `{}` in {origin}: {message}", bind_text(&spec))));
-            }
+    for (origin, spec) in requested_binds(request, reasons) {
+        if let Err(message) = spec.check_destination() {
+            reasons.push(reason(rules::CONTAINER_BIND, format!("bind `{}` in {origin}: {message}", bind_text(&spec))));
         }
     }
     check_flags(container, request, reasons);
     deferred.extend([rules::CONTAINER_IMAGE, rules::CONTAINER_BIND, rules::CONTAINER_RUNTIME].map(str::to_owned));
+}
+
+/// Parses every requested bind list and returns each bind with where it came
+/// from. A list that does not parse adds a `container.bind` reason instead.
+fn requested_binds(request: &Request, reasons: &mut Vec<Reason>) -> Vec<(&'static str, BindSpec)> {
+    let mut binds = Vec::new();
+    for (origin, entry) in requested_bind_lists(request) {
+        match parse_bind_list(entry) {
+            Ok(specs) => binds.extend(specs.into_iter().map(|spec| (origin, spec))),
+            Err(message) => {
+                reasons.push(reason(rules::CONTAINER_BIND, format!("invalid bind list `{entry}` in {origin}: {message}")))
+            }
+        }
+    }
+    binds
 }
 
 /// Returns the non-empty bind lists of a request with where each came from:
@@ -301,20 +307,11 @@ fn check_binds(container: &EnvironmentContainer, request: &Request, reasons: &mu
         }
     }
 
-    for (origin, entry) in requested_bind_lists(request) {
-        let specs = match parse_bind_list(entry) {
-            Ok(specs) => specs,
+    for (origin, spec) in requested_binds(request, reasons) {
+        match check_bind(&spec, Some(&container.binds.allow)) {
+            Ok(bind) => add(bind),
             Err(message) => {
-                reasons.push(reason(rules::CONTAINER_BIND, format!("invalid bind list `{entry}` in {origin}: {message}")));
-                continue;
-            }
-        };
-        for spec in specs {
-            match check_bind(&spec, Some(&container.binds.allow)) {
-                Ok(bind) => add(bind),
-                Err(message) => {
-                    reasons.push(reason(rules::CONTAINER_BIND, format!("bind `{}` in {origin}: {message}", bind_text(&spec))))
-                }
+                reasons.push(reason(rules::CONTAINER_BIND, format!("bind `{}` in {origin}: {message}", bind_text(&spec))))
             }
         }
     }
