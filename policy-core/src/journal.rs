@@ -233,7 +233,7 @@ impl fmt::Display for ChainBreak {
     }
 }
 
-/// What the head file of the last file said about the end of the chain.
+/// End of the chain as recorded in the head file of the last file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadCheck {
     /// The head file names the last record verified.

@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn inner_srun_keeps_job_relay() {
-        // sbatch --guard-bind=/a --guard-bind=/b: the inner srun sees only /b.
+        // sbatch --guard-bind=/a --guard-bind=/b: the inner srun receives only /b.
         let inherited = |name: &str| match name {
             "SLURM_SPANK__SLURM_SPANK_OPTION_spank_guard_guard_bind" => Some("/b".to_owned()),
             "SPANK_GUARD_BIND_OPTIONS" => Some("/a,/b".to_owned()),

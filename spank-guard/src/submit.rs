@@ -118,7 +118,7 @@ fn relay_repeated_options() {
 }
 
 /// Job environment variables that slurmctld cannot read from the job
-/// descriptor (job_submit/lua sees only `spank_job_env` and the options), so
+/// descriptor (job_submit/lua receives only `spank_job_env` and the options), so
 /// the submit side copies them there with `spank_job_control_setenv`.
 const CONTROLLER_VARIABLES: [&str; 5] = [
     policy_core::ENVIRONMENT_VARIABLE,

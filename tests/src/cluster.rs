@@ -525,7 +525,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
     // Write a new file and rename it over the old one, so a daemon that is
-    // reading the old file never sees a half-written one.
+    // reading the old file never reads a half-written one.
     let temp = path.with_extension("tmp-write");
     fs::write(&temp, contents).map_err(|error| format!("cannot write {}: {error}", temp.display()))?;
     set_mode(&temp, mode)?;

@@ -160,14 +160,14 @@ impl Controller {
         self.cluster.run_as(user, &[], &command)
     }
 
-    /// Asserts that slurmctld answers and the nodes are not drained.
+    /// Asserts that slurmctld responds to `scontrol ping` and no node is drained.
     fn assert_alive(&mut self, case: &str) {
         let ping = self.cluster.root(&["scontrol", "ping"]);
         assert!(ping.stdout.contains("is UP"), "{case}: slurmctld is not up after the case:\n{ping}");
         self.cluster.wait_idle().unwrap_or_else(|error| panic!("{case}: {error}"));
     }
 
-    /// Returns the job ids of `user` that slurmctld knows.
+    /// Returns the job ids of `user` that slurmctld lists in `squeue`.
     fn jobs_of(&self, user: &TestUser) -> Vec<String> {
         let output = self.cluster.root(&["squeue", "--noheader", "--states=all", "--format=%i", &format!("--user={}", user.name)]);
         output.stdout.split_whitespace().map(str::to_owned).collect()

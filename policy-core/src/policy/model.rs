@@ -122,7 +122,7 @@ impl ImageSet {
         // Patterns with `*` in a directory and in the file name can be found
         // by three literals. Each goes to the index where the fewest other
         // patterns share its key, so 10,000 entries that share a suffix or a
-        // leading directory are still told apart by the other literal.
+        // leading directory are still distinguished by the other literal.
         let mut shared: HashMap<(Literal, &str), usize> = HashMap::new();
         for entry in &entries {
             for key in glob_literals(&entry.pattern).into_iter().flatten() {
