@@ -68,6 +68,7 @@ local OPTION_FIELDS = {
 	guard_image = "image",
 	guard_bind = "binds",
 	guard_container_flags = "container_flags",
+	guard_break_glass = "break_glass",
 }
 local LIST_FIELDS = { binds = true, container_flags = true }
 
@@ -212,6 +213,43 @@ local function log_decision(decision, request, job_desc)
 	))
 end
 
+-- Shows the same break-glass warnings as the plugin does in srun and sbatch.
+local function report_break_glass(decision, request)
+	local reason = request.options.break_glass
+	if reason == nil then
+		return
+	end
+	local waived = decision.waived or {}
+	local rules = {}
+	for _, rule in ipairs(waived) do
+		table.insert(rules, rule.rule)
+	end
+	if decision.break_glass then
+		slurm.log_info("%s", string.format(
+			"%scontroller BREAK GLASS: correlation_id=%s user=%s environment=%s waived=%s reason=%s",
+			PREFIX,
+			log_field(decision.correlation_id),
+			log_field(request.user),
+			log_field(decision.environment),
+			table.concat(rules, ","),
+			log_field(reason)
+		))
+		slurm.log_user("%s", string.format(
+			"%sWARNING: BREAK GLASS by user `%s` in environment `%s`: %s",
+			PREFIX, request.user, tostring(decision.environment), reason
+		))
+		for _, rule in ipairs(waived) do
+			slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS waives " .. rule.rule .. ": " .. rule.message)
+		end
+		slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators")
+	elseif #rules > 0 then
+		slurm.log_user("%s", string.format(
+			"%sbreak glass would waive %s, but the other rules still deny the request",
+			PREFIX, table.concat(rules, ", ")
+		))
+	end
+end
+
 local function check(job_desc, part_list, submit_uid)
 	if not module_loaded then
 		-- require's message goes on to list every path it tried, one per line.
@@ -233,6 +271,7 @@ local function check(job_desc, part_list, submit_uid)
 	end
 
 	log_decision(decision, request, job_desc)
+	report_break_glass(decision, request)
 	if decision.outcome == "allow" then
 		if SHOW_CORRELATION_ID then
 			slurm.log_user("%s", PREFIX .. "correlation id: " .. decision.correlation_id)

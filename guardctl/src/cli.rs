@@ -125,6 +125,10 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "TEXT")]
     pub justification: Option<String>,
 
+    /// Break-glass reason given with --guard-break-glass.
+    #[arg(long = "break-glass", value_name = "REASON")]
+    pub break_glass: Option<String>,
+
     /// Short host name of the compute node that runs the step.
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,

@@ -21,7 +21,7 @@ const POLICY: &str = r#"{
     "dev": { "risk": 1 },
     "prod": { "risk": 10, "allow": { "users": ["nobody-else"] }, "approval": { "justification_min_chars": 10 } },
     "gpu": { "risk": 3, "nodes": ["g[1-4]"], "container": { "images": ["approved"], "user_flags": ["--nv"] } },
-    "ops": { "risk": 5, "windows": ["never"] }
+    "ops": { "risk": 5, "windows": ["never"], "break_glass": { "users": ["root"], "max_minutes": 60 } }
   },
   "windows": { "never": { "timezone": "UTC", "weekly": [ { "days": ["mon"], "start": "00:00", "end": "00:01" } ] } },
   "images": { "approved": [ { "path": "/nonexistent-example-test/*.sif" } ] },
@@ -136,6 +136,43 @@ fn options_and_forwarded_variables_mapped() {
             "info: spank-guard: controller decision: outcome=deny correlation_id=c-1 user=root uid=0 environment=gpu rules=container.flag deferred=environment.node,container.image,container.bind,container.runtime account=nil partition=nil job_name=render",
             "user: spank-guard: denied: container.flag: container flag `--writable` is not allowed by the policy's user_flags; allowed flags: `--nv`",
             "user: spank-guard: correlation id: c-1",
+            "rc: -1",
+        ]
+    );
+}
+
+#[test]
+fn break_glass_warns_and_checks_time_limit() {
+    let Some(fixture) = Fixture::new(POLICY, "deny") else { return };
+    let job = |minutes: u32| {
+        format!(
+            "submit({{ name = 'fix', time_limit = {minutes}, spank_job_env = {{ [0] = 'HOS_CORRELATION_ID=c-7', \
+             [1] = '_SLURM_SPANK_OPTION_spank_guard_guard_env=ops', \
+             [2] = '_SLURM_SPANK_OPTION_spank_guard_guard_break_glass=INC-7 restore the lost nightly run' }} }})"
+        )
+    };
+    let stdout = fixture.run(&format!("{}\n{}", job(60), job(61)));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 12, "{stdout}");
+    assert!(lines[0].starts_with("info: spank-guard: controller decision: outcome=allow correlation_id=c-7 "), "{stdout}");
+    assert_eq!(
+        lines[1],
+        "info: spank-guard: controller BREAK GLASS: correlation_id=c-7 user=root environment=ops waived=environment.window \
+         reason=INC-7_restore_the_lost_nightly_run"
+    );
+    assert_eq!(lines[2], "user: spank-guard: WARNING: BREAK GLASS by user `root` in environment `ops`: INC-7 restore the lost nightly run");
+    assert!(lines[3].starts_with("user: spank-guard: WARNING: BREAK GLASS waives environment.window: environment `ops` is outside"), "{stdout}");
+    assert_eq!(lines[4], "user: spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators");
+    assert_eq!(lines[5..7], ["user: spank-guard: correlation id: c-7", "rc: 0"]);
+
+    assert!(lines[7].starts_with("info: spank-guard: controller decision: outcome=deny correlation_id=c-7 "), "{stdout}");
+    assert!(lines[7].contains(" rules=environment.window,break_glass.duration "), "{stdout}");
+    assert!(lines[8].starts_with("user: spank-guard: denied: environment.window: environment `ops` is outside"), "{stdout}");
+    assert_eq!(
+        lines[9..],
+        [
+            "user: spank-guard: denied: break_glass.duration: job has a time limit of 61 minutes but break glass in environment `ops` allows at most 60 minutes; request `--time=60` or less",
+            "user: spank-guard: correlation id: c-7",
             "rc: -1",
         ]
     );

@@ -4,9 +4,10 @@
 //! Three events share one schema (see `docs/policy.md`): `decision` (one per
 //! evaluated step or submission), `step_end` (task count and exit codes) and
 //! `policy_error` (the policy could not be loaded). Of the job environment a
-//! record contains only the justification, the CI evidence variables, the
-//! requested bind lists and the correlation id. `env.set` variables appear by
-//! name only. Tickets never appear, only their key id and expiry.
+//! record contains only the justification, the break-glass reason, the CI
+//! evidence variables, the requested bind lists and the correlation id.
+//! `env.set` variables appear by name only. Tickets never appear, only their
+//! key id and expiry.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -69,6 +70,13 @@ pub struct AuditRecord {
     /// failed. Omitted when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
+    /// The reason given with `--guard-break-glass`, as typed, whether or
+    /// not break glass was permitted (decision records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_reason: Option<String>,
+    /// Window and approval rules that failed and were waived by break glass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waived: Vec<Reason>,
     /// Time the enforcement point took to load the policy and evaluate the
     /// request, in microseconds (decision records of the plugin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +257,9 @@ impl AuditRecord {
         record.mode = Some(decision.mode);
         record.outcome = Some(decision.outcome);
         record.reasons = decision.reasons.clone();
+        record.break_glass = decision.break_glass;
+        record.break_glass_reason = crate::eval::break_glass_reason(request).map(str::to_owned);
+        record.waived = decision.waived.clone();
         record.effects = Some(AuditEffects {
             unset: effects.unset.clone(),
             set: effects.set.keys().cloned().collect(),
@@ -322,6 +333,8 @@ impl AuditRecord {
             outcome: None,
             reasons: Vec::new(),
             break_glass: false,
+            break_glass_reason: None,
+            waived: Vec::new(),
             duration_us: None,
             effects: None,
             argv0: Some(request.argv.first().cloned().unwrap_or_default()),
@@ -364,6 +377,7 @@ impl AuditRecord {
             justification: self.justification.clone(),
             image: recorded.image.clone(),
             container_flags: recorded.container_flags.clone(),
+            break_glass: self.break_glass_reason.clone(),
             ..GuardOptions::default()
         };
         match recorded.environment_source.as_str() {

@@ -97,6 +97,14 @@ pub struct Decision {
     /// node checks them when the step starts.
     #[serde(default)]
     pub deferred: Vec<String>,
+    /// The user was permitted to break glass and the job runs: the rules in
+    /// `waived` failed and the request was decided without them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Window and approval rules that failed and that a permitted break-glass
+    /// request waived, also when other rules deny the request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waived: Vec<Reason>,
 }
 
 impl Decision {

@@ -45,6 +45,9 @@ pub struct GuardOptions {
     pub binds: Vec<String>,
     /// `--guard-container-flags`, one entry per occurrence; each entry may be a comma list.
     pub container_flags: Vec<String>,
+    /// `--guard-break-glass`: the reason for running despite failing window
+    /// or approval rules.
+    pub break_glass: Option<String>,
 }
 
 /// Everything `evaluate` needs to know about one job or step.

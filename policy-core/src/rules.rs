@@ -25,6 +25,13 @@ pub const CONTAINER_FLAG: &str = "container.flag";
 pub const CONTAINER_RUNTIME: &str = "container.runtime";
 /// A variable on the policy's deny list is set and `on_denied` is `deny`.
 pub const ENV_DENIED: &str = "env.denied";
+/// The user asked to break glass but may not in this environment, or the
+/// permission has expired.
+pub const BREAK_GLASS_ACCESS: &str = "break_glass.access";
+/// The break-glass reason is shorter than the environment requires.
+pub const BREAK_GLASS_REASON: &str = "break_glass.reason";
+/// The job's time limit is longer than break-glass allows.
+pub const BREAK_GLASS_DURATION: &str = "break_glass.duration";
 /// The policy could not be loaded (used by enforcement points).
 pub const POLICY_INVALID: &str = "policy.invalid";
 
@@ -42,5 +49,12 @@ pub const ALL: &[&str] = &[
     CONTAINER_FLAG,
     CONTAINER_RUNTIME,
     ENV_DENIED,
+    BREAK_GLASS_ACCESS,
+    BREAK_GLASS_REASON,
+    BREAK_GLASS_DURATION,
     POLICY_INVALID,
 ];
+
+/// Rules that a permitted break-glass request waives. Access, node,
+/// container and variable rules are never waived.
+pub const WAIVABLE_BY_BREAK_GLASS: &[&str] = &[ENVIRONMENT_WINDOW, APPROVAL_JUSTIFICATION, APPROVAL_TICKET];

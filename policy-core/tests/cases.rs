@@ -109,6 +109,12 @@ struct Case {
     /// Rule ids the decision must list as deferred to the node.
     #[serde(default)]
     deferred: Option<Vec<String>>,
+    /// Whether the decision must be marked as break glass.
+    #[serde(default)]
+    break_glass: Option<bool>,
+    /// Rule ids that break glass must have waived, in order.
+    #[serde(default)]
+    waived: Option<Vec<String>>,
 }
 
 /// A ticket to sign and put in `--guard-ticket`; `iat` and `exp` are
@@ -283,6 +289,13 @@ fn run_case(case: &Case, policy: &Policy, placeholders: &Placeholders) -> Vec<St
 
     if let Some(deferred) = &case.deferred {
         expect("deferred", format!("{deferred:?}"), format!("{:?}", decision.deferred));
+    }
+    if let Some(break_glass) = case.break_glass {
+        expect("break_glass", break_glass.to_string(), decision.break_glass.to_string());
+    }
+    if let Some(waived) = &case.waived {
+        let actual: Vec<&str> = decision.waived.iter().map(|reason| reason.rule.as_str()).collect();
+        expect("waived", format!("{waived:?}"), format!("{actual:?}"));
     }
 
     if decision.outcome == Outcome::Deny && decision.effects != policy_core::Effects::default() {

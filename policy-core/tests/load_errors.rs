@@ -47,7 +47,7 @@ fn unknown_nested_field() {
     assert_eq!(
         load_error(source),
         "policy.json:2:43: environments.dev.riks: unknown field `riks`, expected one of `risk`, `aliases`, `mode`, \
-         `allow`, `windows`, `nodes`, `approval`, `container`, `env`"
+         `allow`, `windows`, `nodes`, `approval`, `container`, `env`, `break_glass`"
     );
 }
 

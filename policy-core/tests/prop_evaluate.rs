@@ -110,14 +110,16 @@ fn request_strategy() -> impl Strategy<Value = Request> {
         prop::option::of(arbitrary_text()),
         prop::collection::vec(arbitrary_text(), 0..3),
         prop::collection::vec(arbitrary_text(), 0..3),
+        prop::option::of(arbitrary_text()),
     )
-        .prop_map(|(env, justification, ticket, image, binds, container_flags)| GuardOptions {
+        .prop_map(|(env, justification, ticket, image, binds, container_flags, break_glass)| GuardOptions {
             env,
             justification,
             ticket,
             image,
             binds,
             container_flags,
+            break_glass,
         });
     (
         any::<bool>(),
@@ -192,6 +194,37 @@ proptest! {
         let record = policy_core::audit::AuditRecord::decision(&policy, &request, &decision, now).to_json_line();
         prop_assert_eq!(record.matches('\n').count(), 1);
         prop_assert!(record.ends_with('\n'));
+    }
+
+    /// Break glass never removes an access, node, container or variable
+    /// rule: with or without it, those rules fail alike.
+    #[test]
+    fn break_glass_waives_only_window_and_approval(
+        request in request_strategy(),
+        reason in prop::option::of(arbitrary_text()),
+        seconds in 1_700_000_000i64..1_900_000_000i64,
+    ) {
+        let policy = Policy::from_slice(EXAMPLE.as_bytes(), "examples/policy.json").unwrap();
+        let now = jiff::Timestamp::from_second(seconds).unwrap();
+        let mut breaking = request.clone();
+        breaking.options.break_glass = Some(reason.unwrap_or_else(|| "incident INC-1 needs a rerun now".to_owned()));
+        let plain = evaluate(&policy, &request, now);
+        let broken = evaluate(&policy, &breaking, now);
+        let kept = |decision: &policy_core::Decision| -> Vec<String> {
+            decision
+                .reasons
+                .iter()
+                .map(|reason| reason.rule.clone())
+                .filter(|rule| !policy_core::rules::WAIVABLE_BY_BREAK_GLASS.contains(&rule.as_str()) && !rule.starts_with("break_glass."))
+                .collect()
+        };
+        prop_assert_eq!(kept(&plain), kept(&broken));
+        if broken.break_glass {
+            prop_assert!(broken.permits());
+        }
+        for waived in &broken.waived {
+            prop_assert!(policy_core::rules::WAIVABLE_BY_BREAK_GLASS.contains(&waived.rule.as_str()), "{}", waived.rule);
+        }
     }
 
     #[test]

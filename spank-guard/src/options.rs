@@ -19,9 +19,10 @@ const TICKET: c_int = 3;
 const IMAGE: c_int = 4;
 const BIND: c_int = 5;
 const CONTAINER_FLAGS: c_int = 6;
+const BREAK_GLASS: c_int = 8;
 
 /// Every option of the plugin, in the order `--help` lists them.
-pub static OPTIONS: [OptionSpec; 6] = [
+pub static OPTIONS: [OptionSpec; 7] = [
     OptionSpec::with_argument(
         c"guard-env",
         c"ENV",
@@ -64,6 +65,13 @@ pub static OPTIONS: [OptionSpec; 6] = [
         CONTAINER_FLAGS,
         option_callback,
     ),
+    OptionSpec::with_argument(
+        c"guard-break-glass",
+        c"REASON",
+        c"Emergency: run despite failing time window and approval rules, if the policy permits you; the use is audited for review",
+        BREAK_GLASS,
+        option_callback,
+    ),
 ];
 
 static VALUES: Mutex<GuardOptions> = Mutex::new(GuardOptions {
@@ -73,6 +81,7 @@ static VALUES: Mutex<GuardOptions> = Mutex::new(GuardOptions {
     image: None,
     binds: Vec::new(),
     container_flags: Vec::new(),
+    break_glass: None,
 });
 
 fn values() -> MutexGuard<'static, GuardOptions> {
@@ -181,6 +190,7 @@ pub fn store(options: &mut GuardOptions, val: c_int, value: String) -> Result<()
         IMAGE => options.image = Some(value),
         BIND => push_once(&mut options.binds, value),
         CONTAINER_FLAGS => push_once(&mut options.container_flags, value),
+        BREAK_GLASS => options.break_glass = Some(value),
         other => return Err(format!("option callback called with unknown option number {other}")),
     }
     Ok(())
@@ -301,7 +311,15 @@ mod tests {
         let names: Vec<String> = OPTIONS.iter().map(OptionSpec::name).collect();
         assert_eq!(
             names,
-            ["guard-env", "guard-justification", "guard-ticket", "guard-image", "guard-bind", "guard-container-flags"]
+            [
+                "guard-env",
+                "guard-justification",
+                "guard-ticket",
+                "guard-image",
+                "guard-bind",
+                "guard-container-flags",
+                "guard-break-glass"
+            ]
         );
     }
 }

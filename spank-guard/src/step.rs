@@ -152,10 +152,12 @@ fn decide(spank: &Spank) -> Verdict {
         tracing::error!("{message}; audit.on_error is allow, so the step runs");
     }
 
+    let mut lines = report::break_glass_lines(&decision, &request.user, request.options.break_glass.as_deref());
+    lines.extend(report::decision_lines(&decision));
     let verdict = if decision.permits() {
-        Verdict::Run(launch_for(&policy, &decision, step_id))
+        Verdict::Run(launch_for(&policy, &decision, step_id, lines))
     } else {
-        Verdict::Deny(report::decision_lines(&decision))
+        Verdict::Deny(lines)
     };
     state().evaluated = Some(Evaluated { audit_path: policy.audit().path.clone(), request, decision: Some(decision) });
     verdict
@@ -257,6 +259,10 @@ fn log_summary(request: &Request, decision: &Decision) {
     );
     match decision.outcome {
         Outcome::Deny => tracing::error!("{summary}"),
+        Outcome::Allow | Outcome::WouldDeny if decision.break_glass => {
+            let waived: Vec<&str> = decision.waived.iter().map(|reason| reason.rule.as_str()).collect();
+            tracing::warn!("{summary} BREAK GLASS waived [{}]", waived.join(","));
+        }
         Outcome::Allow | Outcome::WouldDeny => tracing::info!("{summary}"),
     }
     for reason in &decision.reasons {
@@ -272,8 +278,9 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-/// Turns an allowing decision into the per-task changes.
-fn launch_for(policy: &Policy, decision: &Decision, step_id: u32) -> Launch {
+/// Turns an allowing decision into the per-task changes; the first task
+/// shows `warnings` to the user.
+fn launch_for(policy: &Policy, decision: &Decision, step_id: u32, warnings: Vec<String>) -> Launch {
     let effects = &decision.effects;
     let container = match &effects.container {
         Some(_) if step_id == policy_core::BATCH_STEP_ID && policy.batch_step() == BatchStep::Host => {
@@ -287,7 +294,7 @@ fn launch_for(policy: &Policy, decision: &Decision, step_id: u32) -> Launch {
         unset: effects.unset.clone(),
         set: effects.set.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
         container,
-        warnings: report::decision_lines(decision),
+        warnings,
     }
 }
 

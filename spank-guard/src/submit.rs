@@ -76,8 +76,9 @@ pub fn check(spank: &Spank) -> Status {
     };
 
     let decision = policy_core::evaluate(&policy, &request, jiff::Timestamp::now());
-    for line in report::decision_lines(&decision) {
-        spank::user_log(&line);
+    let break_glass = report::break_glass_lines(&decision, &request.user, request.options.break_glass.as_deref());
+    for line in break_glass.iter().chain(&report::decision_lines(&decision)) {
+        spank::user_log(line);
     }
     match decision.outcome {
         Outcome::Deny => Err(()),

@@ -73,7 +73,7 @@ pub struct RecordFilter {
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     pub until: Option<Timestamp>,
 
-    /// Only decisions where the user broke glass, for review.
+    /// Only decisions that asked to break glass (used or refused), for review.
     #[arg(long = "break-glass")]
     pub break_glass: bool,
 
@@ -228,7 +228,7 @@ fn matches(record: &AuditRecord, filter: &RecordFilter) -> bool {
         && filter.event.is_none_or(|event| record.event == event_of(event))
         && filter.since.is_none_or(|since| time.is_some_and(|time| time >= since))
         && filter.until.is_none_or(|until| time.is_some_and(|time| time < until))
-        && (!filter.break_glass || record.break_glass)
+        && (!filter.break_glass || record.break_glass || record.break_glass_reason.is_some())
 }
 
 fn outcome_of(filter: OutcomeFilter) -> Outcome {
@@ -272,7 +272,11 @@ fn table_row(record: &AuditRecord) -> [String; 11] {
     let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     let mut detail: Vec<String> = record.reasons.iter().map(|reason| reason.rule.clone()).collect();
     if record.break_glass {
-        detail.insert(0, "BREAK-GLASS".to_owned());
+        let waived: Vec<&str> = record.waived.iter().map(|reason| reason.rule.as_str()).collect();
+        detail.insert(0, format!("BREAK-GLASS waived={}", if waived.is_empty() { "-".to_owned() } else { waived.join(",") }));
+    }
+    if let Some(reason) = &record.break_glass_reason {
+        detail.push(format!("reason={reason:?}"));
     }
     if let Some(codes) = &record.exit_codes {
         detail.push(format!("exit {}", codes.iter().map(i32::to_string).collect::<Vec<_>>().join(",")));

@@ -64,6 +64,7 @@ fn build_request(
             image: arguments.image.clone(),
             binds: arguments.bind.clone(),
             container_flags: arguments.container_flags.clone(),
+            break_glass: arguments.break_glass.clone(),
         },
         env,
         argv: arguments.command.clone(),
@@ -108,6 +109,16 @@ fn render_table(decision: &Decision, command: &[String]) -> String {
         row(&mut table, "reasons", &count(decision.reasons.len(), "failing rule", "failing rules"));
         let width = decision.reasons.iter().map(|reason| reason.rule.len()).max().unwrap_or(0);
         for reason in &decision.reasons {
+            table.push_str(&format!("  {:<width$}  {}\n", reason.rule, reason.message));
+        }
+    }
+    if decision.break_glass {
+        row(&mut table, "break glass", "yes, the job runs although the waived rules failed");
+    }
+    if !decision.waived.is_empty() {
+        row(&mut table, "waived", &count(decision.waived.len(), "rule", "rules"));
+        let width = decision.waived.iter().map(|reason| reason.rule.len()).max().unwrap_or(0);
+        for reason in &decision.waived {
             table.push_str(&format!("  {:<width$}  {}\n", reason.rule, reason.message));
         }
     }
@@ -188,6 +199,8 @@ mod tests {
             ticket: Some(TicketSummary { kid: "jenkins-2026".to_owned(), exp: 1_780_322_400 }),
             policy_sha256: "ab".repeat(32),
             deferred: Vec::new(),
+            break_glass: false,
+            waived: Vec::new(),
         }
     }
 

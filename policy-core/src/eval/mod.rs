@@ -2,10 +2,13 @@
 //! rule does not stop the others) so that the user sees every problem at once.
 //! Rule families live in submodules: `environment` (unknown, access, window,
 //! node), `approval` (justification, ticket), `container` (required, image,
-//! bind, flag, runtime) and `variables` (deny list and `env.set`).
+//! bind, flag, runtime), `variables` (deny list and `env.set`) and
+//! `break_glass`.
 
 mod approval;
 pub(crate) use approval::justification;
+mod break_glass;
+pub(crate) use break_glass::requested as break_glass_reason;
 pub use container::{BATCH_STEP_ID, BIND_VARIABLES};
 pub(crate) mod container;
 mod environment;
@@ -41,6 +44,8 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
     let mut mode = policy.mode();
     let mut resolved = None;
     let mut deferred: Vec<String> = Vec::new();
+    let mut break_glass_permitted = false;
+    let mut waived: Vec<Reason> = Vec::new();
 
     let requested = requested_environment(request);
     let found = match requested.name {
@@ -57,6 +62,11 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
             ticket = approval::check(policy, environment, request, now, &mut reasons);
             container::check(policy, environment, request, &mut reasons, &mut effects, &mut deferred);
             variables::set(environment, request, &correlation_id, &mut effects);
+            // Last, so that it sees every failing window and approval rule.
+            if break_glass::check(environment, request, now, &mut reasons) {
+                break_glass_permitted = true;
+                waived = break_glass::waive(&mut reasons);
+            }
         }
     }
     variables::deny(policy, request, &mut reasons, &mut effects);
@@ -74,6 +84,9 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
     if outcome == Outcome::Deny {
         effects = Effects::default();
     }
+    // Glass is broken only when the job runs: a permitted request that other
+    // rules deny keeps its waived list, so the user sees what remains.
+    let break_glass = break_glass_permitted && outcome != Outcome::Deny;
 
     let (environment, risk) = match resolved {
         Some((name, risk)) => (Some(name), Some(risk)),
@@ -90,6 +103,8 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
         ticket,
         policy_sha256: policy.sha256().to_owned(),
         deferred,
+        break_glass,
+        waived,
     }
 }
 

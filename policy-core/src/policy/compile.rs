@@ -12,9 +12,9 @@ use crate::ticket::parse_public_key;
 use crate::window::WindowSpec;
 
 use super::model::{
-    Allow, BindRoot, Binds, DenyList, Environment, EnvironmentContainer, ImageEntry, ImageSet, NamedWindow, Template,
+    Allow, BindRoot, Binds, BreakGlass, DenyList, Environment, EnvironmentContainer, ImageEntry, ImageSet, NamedWindow, Template,
 };
-use super::schema::{BindsSpec, EnvironmentSpec, PolicyFile};
+use super::schema::{BindsSpec, BreakGlassSpec, EnvironmentSpec, PolicyFile};
 use super::{AuditSettings, ContainerSettings, Policy};
 
 /// The only policy format version this library reads.
@@ -227,6 +227,8 @@ fn compile_environment(name: &str, spec: &EnvironmentSpec, context: &Context<'_>
         EnvironmentContainer { required: container.required, image_sets, binds, user_flags }
     });
 
+    let break_glass = spec.break_glass.as_ref().map(|break_glass| compile_break_glass(break_glass, &base, problems));
+
     let own_set = compile_set(&spec.env.set, &format!("{base}.env.set"), problems);
     let mut merged = context.global_set.clone();
     merged.extend(own_set);
@@ -246,6 +248,46 @@ fn compile_environment(name: &str, spec: &EnvironmentSpec, context: &Context<'_>
         ticket_required: spec.approval.ticket,
         container,
         set: merged.into_iter().collect(),
+        break_glass,
+    }
+}
+
+fn compile_break_glass(spec: &BreakGlassSpec, environment_base: &str, problems: &mut Problems) -> BreakGlass {
+    let base = format!("{environment_base}.break_glass");
+    if spec.users.is_empty() && spec.groups.is_empty() {
+        problems.push((
+            base.clone(),
+            "no user or group may break glass; list them in `users` or `groups`, or remove `break_glass`".to_owned(),
+        ));
+    }
+    if spec.max_minutes == 0 {
+        problems.push((
+            format!("{base}.max_minutes"),
+            "must be at least 1 (the longest time limit of a break-glass job, in minutes)".to_owned(),
+        ));
+    }
+    if spec.reason_min_chars == 0 {
+        problems.push((
+            format!("{base}.reason_min_chars"),
+            "must be at least 1 so that every break-glass use has a reason to review".to_owned(),
+        ));
+    }
+    let expires = spec.expires.as_ref().and_then(|text| match text.parse::<jiff::Timestamp>() {
+        Ok(timestamp) => Some(timestamp),
+        Err(error) => {
+            problems.push((
+                format!("{base}.expires"),
+                format!("invalid time `{text}`: {error}; write an RFC 3339 time such as `2026-12-31T18:00:00Z`"),
+            ));
+            None
+        }
+    });
+    BreakGlass {
+        users: spec.users.iter().cloned().collect(),
+        groups: spec.groups.iter().cloned().collect(),
+        max_minutes: spec.max_minutes,
+        reason_min_chars: spec.reason_min_chars,
+        expires,
     }
 }
 

@@ -30,6 +30,22 @@ pub struct Environment {
     pub container: Option<EnvironmentContainer>,
     /// Global `env.set` merged with the environment's own, the environment winning.
     pub set: Vec<(String, Template)>,
+    /// `None`: nobody may break glass in this environment.
+    pub break_glass: Option<BreakGlass>,
+}
+
+/// Users and groups that may break glass in an environment, and the limits
+/// of a break-glass job.
+#[derive(Debug)]
+pub struct BreakGlass {
+    pub users: HashSet<String>,
+    pub groups: HashSet<String>,
+    /// Longest time limit a break-glass job may request, in minutes.
+    pub max_minutes: u32,
+    /// Minimum number of non-blank characters in the reason.
+    pub reason_min_chars: u32,
+    /// Time from which the permission no longer applies.
+    pub expires: Option<jiff::Timestamp>,
 }
 
 /// Users and groups allowed into an environment.

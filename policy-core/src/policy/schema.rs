@@ -12,6 +12,8 @@ use crate::window::WindowSpec;
 pub const DEFAULT_DIGEST_CACHE: &str = "/var/cache/spank-guard/digests";
 /// Default audit log path.
 pub const DEFAULT_AUDIT_PATH: &str = "/var/log/spank-guard/audit.jsonl";
+/// Default minimum number of non-blank characters in a break-glass reason.
+pub const DEFAULT_BREAK_GLASS_REASON_MIN_CHARS: u32 = 20;
 /// Default maximum lifetime of an approval ticket, in hours.
 pub const DEFAULT_MAX_TTL_HOURS: u32 = 24;
 
@@ -61,6 +63,23 @@ pub struct EnvironmentSpec {
     pub container: Option<EnvironmentContainerSpec>,
     #[serde(default)]
     pub env: EnvironmentEnvSpec,
+    #[serde(default)]
+    pub break_glass: Option<BreakGlassSpec>,
+}
+
+/// Who may break glass in an environment, and for how long.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassSpec {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub max_minutes: u32,
+    #[serde(default = "default_break_glass_reason_min_chars")]
+    pub reason_min_chars: u32,
+    #[serde(default)]
+    pub expires: Option<String>,
 }
 
 /// Users and groups that may use an environment.
@@ -266,6 +285,10 @@ fn default_true() -> bool {
 
 fn default_digest_cache() -> Option<String> {
     Some(DEFAULT_DIGEST_CACHE.to_owned())
+}
+
+fn default_break_glass_reason_min_chars() -> u32 {
+    DEFAULT_BREAK_GLASS_REASON_MIN_CHARS
 }
 
 fn default_max_ttl_hours() -> u32 {
