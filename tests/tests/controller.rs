@@ -110,7 +110,8 @@ impl Controller {
                 "prod": {
                     "risk": 10,
                     "allow": { "groups": ["hpc-prod"] },
-                    "approval": { "justification_min_chars": 10, "ticket": true }
+                    "approval": { "justification_min_chars": 10, "ticket": true },
+                    "break_glass": { "groups": ["hpc-prod"], "max_minutes": 60 }
                 },
                 "ops": { "risk": 5, "windows": ["ops"] }
             },
@@ -358,6 +359,56 @@ fn time_past_window_end_rejected(controller: &mut Controller) {
     assert_eq!(output.code, 0, "{output}");
 }
 
+fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
+    let reason = "--guard-break-glass=INC-9 rerun the lost risk report";
+    // Earlier cases left finished jobs of this user in squeue.
+    let jobs_before = controller.jobs_of(&PROD_USER);
+    let output = controller.sbatch(&PROD_USER, &["--guard-env=prod", reason, "--time=120", "--wrap=true"]);
+    assert_eq!(output.code, 1, "{output}");
+    let id = correlation_id(&output);
+    assert_eq!(
+        sbatch_messages(&output),
+        [
+            "spank-guard: denied: approval.justification: environment `prod` requires a justification of at least 10 non-blank characters and no justification was given; pass `--guard-justification=TEXT` or set `HOS_JUSTIFICATION`".to_owned(),
+            "spank-guard: denied: approval.ticket: environment `prod` requires an approval ticket and none was given; pass `--guard-ticket=TICKET` or set `HOS_APPROVAL_TICKET` (an approver issues one with `guardctl ticket issue`)".to_owned(),
+            "spank-guard: denied: break_glass.duration: job has a time limit of 120 minutes but break glass in environment `prod` allows at most 60 minutes; request `--time=60` or less".to_owned(),
+            format!("spank-guard: correlation id: {id}"),
+            "Batch job submission failed: Unspecified error".to_owned(),
+        ],
+        "{output}"
+    );
+    assert_eq!(controller.jobs_of(&PROD_USER), jobs_before, "a rejected job must not exist");
+
+    let output = controller.sbatch(&PROD_USER, &["--wait", "--guard-env=prod", reason, "--time=60", "--output=/dev/null", "--wrap=true"]);
+    assert_eq!(output.code, 0, "{output}");
+    let id = correlation_id(&output);
+    let job_id = submitted_job_id(&output);
+    let messages = sbatch_messages(&output);
+    assert_eq!(
+        messages[..5],
+        [
+            "spank-guard: WARNING: BREAK GLASS by user `guardprod` in environment `prod`: INC-9 rerun the lost risk report".to_owned(),
+            "spank-guard: WARNING: BREAK GLASS waives approval.justification: environment `prod` requires a justification of at least 10 non-blank characters and no justification was given; pass `--guard-justification=TEXT` or set `HOS_JUSTIFICATION`".to_owned(),
+            "spank-guard: WARNING: BREAK GLASS waives approval.ticket: environment `prod` requires an approval ticket and none was given; pass `--guard-ticket=TICKET` or set `HOS_APPROVAL_TICKET` (an approver issues one with `guardctl ticket issue`)".to_owned(),
+            "spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators".to_owned(),
+            format!("spank-guard: correlation id: {id}"),
+        ],
+        "{output}"
+    );
+    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
+    let expected = format!(
+        "spank-guard: controller BREAK GLASS: correlation_id={id} user=guardprod environment=prod \
+         waived=approval.justification,approval.ticket reason=INC-9_rerun_the_lost_risk_report"
+    );
+    assert!(log.lines().any(|line| line.ends_with(&expected)), "slurmctld.log has no line ending with `{expected}`");
+
+    // The node decides the batch step again and records the break glass.
+    let records = controller.audit_records(&job_id);
+    let decision = records.iter().find(|record| record["event"] == "decision").unwrap_or_else(|| panic!("no decision record"));
+    assert_eq!(decision["break_glass"], json!(true), "{decision}");
+    assert_eq!(decision["break_glass_reason"], json!("INC-9 rerun the lost risk report"), "{decision}");
+}
+
 fn malformed_policy_fails_closed_or_open(controller: &mut Controller) {
     controller.write_policy("{ \"version\": 1, ");
     let policy = controller.policy.display().to_string();
@@ -407,11 +458,12 @@ type Case = fn(&mut Controller);
 #[test]
 fn controller_enforces_policy_at_submit() {
     let mut controller = Controller::start();
-    let cases: [(&str, Case); 5] = [
+    let cases: [(&str, Case); 6] = [
         ("prod denied without ticket", prod_denied_without_ticket),
         ("prod denied for non-member", prod_denied_for_non_member),
         ("valid ticket accepted with one correlation id", valid_ticket_accepted_with_one_correlation_id),
         ("time past window end rejected", time_past_window_end_rejected),
+        ("break glass limited to max_minutes", break_glass_limited_to_max_minutes),
         ("malformed policy fails closed or open", malformed_policy_fails_closed_or_open),
     ];
     for (name, case) in cases {

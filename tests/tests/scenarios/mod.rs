@@ -4,6 +4,7 @@
 mod approvals;
 mod audit_chain;
 mod basics;
+mod break_glass;
 mod containers;
 mod environment_variables;
 mod environments;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(basics::SCENARIOS);
     list.extend(environments::SCENARIOS);
     list.extend(approvals::SCENARIOS);
+    list.extend(break_glass::SCENARIOS);
     list.extend(containers::SCENARIOS);
     list.extend(environment_variables::SCENARIOS);
     list.extend(policy_errors::SCENARIOS);

@@ -1,0 +1,202 @@
+//! Break glass. A permitted user runs outside the window and without a
+//! ticket, with loud warnings and an audit trail. A user whom the policy
+//! does not name is denied.
+
+use cluster_tests::Cluster;
+use serde_json::{json, Value};
+
+use super::support::{
+    base_policy, check, expect_code, expect_field, expect_sorted_stdout, guardctl, install, job_correlation_id, paths,
+    prepare_files, records_of, srun, Readable, PROD_USER, USER,
+};
+
+pub const SCENARIOS: [(&str, super::Scenario); 2] = [
+    ("break_glass::permitted_user_runs", permitted_user_runs),
+    ("break_glass::other_user_denied", other_user_denied),
+];
+
+const REASON: &str = "INC-7 restore the lost nightly run";
+
+/// Base policy with an `ops` environment whose window is closed (it opens
+/// two hours from now), which requires a ticket, and where only
+/// `guardprod` may break glass.
+fn break_glass_policy(cluster: &Cluster) -> Value {
+    let seconds = jiff::Timestamp::now().as_second();
+    let clock = |offset: i64| {
+        let at = seconds + offset * 60;
+        format!("{:02}:{:02}", at.rem_euclid(86_400) / 3600, at.rem_euclid(3600) / 60)
+    };
+    let mut policy = base_policy(cluster);
+    policy["windows"] = json!({
+        "change-slot": {
+            "timezone": "UTC",
+            "weekly": [{
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "start": clock(120),
+                "end": clock(180)
+            }]
+        }
+    });
+    policy["environments"]["ops"] = json!({
+        "risk": 9,
+        "windows": ["change-slot"],
+        "approval": { "ticket": true },
+        "break_glass": { "users": ["guardprod"], "max_minutes": 60 }
+    });
+    policy
+}
+
+fn guardctl_text(args: &[&str]) -> Result<String, String> {
+    let output = guardctl(args)?;
+    if !output.status.success() {
+        return Err(format!("guardctl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn rules_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|entries| entries.iter().map(|entry| entry["rule"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn permitted_user_runs(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    install(cluster, &break_glass_policy(cluster), Readable::ByEveryone, "")?;
+    let option = format!("--guard-break-glass={REASON}");
+    let output = srun(cluster, &PROD_USER, &[], &["--guard-env=ops", &option, "printenv", "HOS_ENV"]);
+    expect_code(&output, 0)?;
+    expect_sorted_stdout(&output, &["ops"])?;
+
+    let decisions = records_of(cluster, "decision")?;
+    check(decisions.len() == 1, "expected one decision record", &output)?;
+    let record = &decisions[0];
+    expect_field(record, "outcome", &json!("allow"))?;
+    expect_field(record, "break_glass", &json!(true))?;
+    expect_field(record, "break_glass_reason", &json!(REASON))?;
+    let waived = rules_of(&record["waived"]);
+    check(waived == ["environment.window", "approval.ticket"], &format!("waived rules {waived:?}"), &output)?;
+    let correlation_id = job_correlation_id(cluster, record["job_id"].as_u64().unwrap_or_default())?;
+
+    // srun prints the warning before submitting, and the first task prints
+    // it again on the node. The window message names the current second,
+    // so only its start is fixed.
+    let lines = output.guard_lines();
+    check(lines.len() == 10, "expected five lines from srun and five from the node", &output)?;
+    for half in [&lines[..5], &lines[5..]] {
+        check(
+            half[0] == format!("spank-guard: WARNING: BREAK GLASS by user `guardprod` in environment `ops`: {REASON}"),
+            "first warning names user, environment and reason",
+            &output,
+        )?;
+        check(
+            half[1].starts_with(
+                "spank-guard: WARNING: BREAK GLASS waives environment.window: environment `ops` is outside its time windows at ",
+            ),
+            "second warning names the window rule",
+            &output,
+        )?;
+        check(
+            half[2]
+                == "spank-guard: WARNING: BREAK GLASS waives approval.ticket: environment `ops` requires an approval ticket and \
+                    none was given; pass `--guard-ticket=TICKET` or set `HOS_APPROVAL_TICKET` (an approver issues one with \
+                    `guardctl ticket issue`)",
+            "third warning names the ticket rule",
+            &output,
+        )?;
+        check(
+            half[3] == "spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators",
+            "review warning",
+            &output,
+        )?;
+        check(half[4] == format!("spank-guard: correlation id: {correlation_id}"), "correlation id line", &output)?;
+    }
+
+    // The review lists the use, and the metrics count it.
+    let paths = paths(cluster);
+    let audit = paths.audit.display().to_string();
+    let listed = guardctl_text(&["audit", "query", "--break-glass", "--json", &audit])?;
+    check(listed.lines().count() == 1, &format!("audit query --break-glass lists one record:\n{listed}"), &output)?;
+    let listed: Value = serde_json::from_str(listed.trim()).map_err(|error| format!("audit query output: {error}"))?;
+    expect_field(&listed, "correlation_id", &json!(correlation_id))?;
+
+    let out = cluster.path("break_glass.prom");
+    guardctl_text(&[
+        "metrics",
+        "export",
+        "--policy",
+        &paths.policy.display().to_string(),
+        "--audit",
+        &audit,
+        "--out",
+        &out.display().to_string(),
+    ])?;
+    let text = std::fs::read_to_string(&out).map_err(|error| format!("cannot read {}: {error}", out.display()))?;
+    let counted = "spank_guard_break_glass_total{environment=\"ops\"} 1";
+    check(text.lines().any(|line| line == counted), &format!("expected `{counted}` in\n{text}"), &output)?;
+
+    // Break glass never waives the image rule.
+    let output = srun(cluster, &PROD_USER, &[], &["--guard-env=ops", &option, "--guard-image=/nonexistent/other.sif", "true"]);
+    expect_code(&output, 1)?;
+    let lines = output.guard_lines();
+    check(
+        lines.first().copied()
+            == Some(
+                "spank-guard: break glass would waive environment.window, approval.ticket, but the other rules still deny \
+                 the request",
+            ),
+        "waived rules did not help",
+        &output,
+    )?;
+    check(
+        lines.get(1).is_some_and(|line| {
+            line.starts_with("spank-guard: denied: container.image: environment `ops` allows no container images")
+        }),
+        "the image rule denies",
+        &output,
+    )
+}
+
+fn other_user_denied(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    // Readable by root only: the node decides and records the attempt.
+    install(cluster, &break_glass_policy(cluster), Readable::ByRootOnly, "")?;
+    let option = format!("--guard-break-glass={REASON}");
+    let output = srun(cluster, &USER, &[], &["--guard-env=ops", &option, "true"]);
+    expect_code(&output, 1)?;
+
+    let decisions = records_of(cluster, "decision")?;
+    check(decisions.len() == 1, "expected one decision record", &output)?;
+    let record = &decisions[0];
+    expect_field(record, "outcome", &json!("deny"))?;
+    check(record.get("break_glass").is_none(), "no break_glass field on a refused attempt", &output)?;
+    expect_field(record, "break_glass_reason", &json!(REASON))?;
+    let rules = rules_of(&record["reasons"]);
+    check(
+        rules == ["environment.window", "approval.ticket", "break_glass.access"],
+        &format!("failing rules {rules:?}"),
+        &output,
+    )?;
+    let correlation_id = job_correlation_id(cluster, record["job_id"].as_u64().unwrap_or_default())?;
+    let lines = output.guard_lines();
+    check(lines.len() == 4, "expected three reasons and the correlation id", &output)?;
+    check(
+        lines[2]
+            == "spank-guard: denied: break_glass.access: user `guardtest` may not break glass in environment `ops`; \
+                permitted users: `guardprod`; permitted groups: (none)",
+        "break_glass.access message",
+        &output,
+    )?;
+    check(lines[3] == format!("spank-guard: correlation id: {correlation_id}"), "correlation id line", &output)?;
+
+    // The refused attempt is listed for review too.
+    let audit = paths(cluster).audit.display().to_string();
+    let table = guardctl_text(&["audit", "query", "--break-glass", &audit])?;
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    check(rows.len() == 1, &format!("one row for the refused attempt:\n{table}"), &output)?;
+    check(
+        rows[0].contains("environment.window,approval.ticket,break_glass.access,reason=\"INC-7 restore the lost nightly run\""),
+        &format!("row names the rules and the reason:\n{table}"),
+        &output,
+    )
+}
