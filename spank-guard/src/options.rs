@@ -19,9 +19,10 @@ const TICKET: c_int = 3;
 const IMAGE: c_int = 4;
 const BIND: c_int = 5;
 const CONTAINER_FLAGS: c_int = 6;
+const EXPLAIN: c_int = 7;
 
 /// Every option of the plugin, in the order `--help` lists them.
-pub static OPTIONS: [OptionSpec; 6] = [
+pub static OPTIONS: [OptionSpec; 7] = [
     OptionSpec::with_argument(
         c"guard-env",
         c"ENV",
@@ -63,6 +64,14 @@ pub static OPTIONS: [OptionSpec; 6] = [
         c"Extra Apptainer flags in --name or --name=value form, limited to the policy's user_flags",
         CONTAINER_FLAGS,
         option_callback,
+    ),
+    // Not a policy input: submit.rs keeps its value (see submit::explain_option).
+    OptionSpec::with_optional_argument(
+        c"guard-explain",
+        c"FORMAT",
+        c"Print the decision the job would get and exit without submitting it; FORMAT is text (the default) or json",
+        EXPLAIN,
+        crate::submit::explain_option,
     ),
 ];
 
@@ -301,7 +310,7 @@ mod tests {
         let names: Vec<String> = OPTIONS.iter().map(OptionSpec::name).collect();
         assert_eq!(
             names,
-            ["guard-env", "guard-justification", "guard-ticket", "guard-image", "guard-bind", "guard-container-flags"]
+            ["guard-env", "guard-justification", "guard-ticket", "guard-image", "guard-bind", "guard-container-flags", "guard-explain"]
         );
     }
 }
