@@ -71,7 +71,7 @@ pub struct TicketRequirement {
     /// Aliases of the environment, which a ticket may name instead.
     pub aliases: Vec<String>,
     /// Job name from `SLURM_JOB_NAME`. sbatch sets it from `--job-name` before
-    /// `init_post_opt`, but srun does not (Slurm 22.05).
+    /// `init_post_opt`, but srun and salloc do not (Slurm 22.05).
     pub job_name: Option<String>,
     /// The policy's `approvals.max_ttl_hours`.
     pub max_ttl_hours: u32,

@@ -159,13 +159,23 @@ fn sbatch_prod_without_ticket(cluster: &mut Cluster) -> Result<(), String> {
     )?;
     check(output.stderr.is_empty(), "nothing on standard error", &output)?;
 
-    // srun's environment has no SLURM_JOB_NAME in init_post_opt (Slurm
-    // 22.05), so its report requests a ticket without a job name.
+    // The environment of srun and salloc has no SLURM_JOB_NAME in
+    // init_post_opt (Slurm 22.05), so their report requests a ticket
+    // without a job name.
     let output = run_without_job(
         cluster,
         &USER,
         &[("HOS_CORRELATION_ID", CORRELATION_ID)],
         &["srun", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"],
+    )?;
+    expect_code(&output, 1)?;
+    expect_stdout(&output, &expected("ticket job name: none needed (a ticket without a job name is valid for every job name)", ""))?;
+
+    let output = run_without_job(
+        cluster,
+        &USER,
+        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
+        &["salloc", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"],
     )?;
     expect_code(&output, 1)?;
     expect_stdout(&output, &expected("ticket job name: none needed (a ticket without a job name is valid for every job name)", ""))
