@@ -19,10 +19,11 @@ const TICKET: c_int = 3;
 const IMAGE: c_int = 4;
 const BIND: c_int = 5;
 const CONTAINER_FLAGS: c_int = 6;
+const EXPLAIN: c_int = 7;
 const BREAK_GLASS: c_int = 8;
 
 /// Every option of the plugin, in the order `--help` lists them.
-pub static OPTIONS: [OptionSpec; 7] = [
+pub static OPTIONS: [OptionSpec; 8] = [
     OptionSpec::with_argument(
         c"guard-env",
         c"ENV",
@@ -71,6 +72,14 @@ pub static OPTIONS: [OptionSpec; 7] = [
         c"Emergency: run despite failing time window and approval rules, if the policy permits you; the use is audited for review",
         BREAK_GLASS,
         option_callback,
+    ),
+    // Not a policy input: submit.rs keeps its value (see submit::explain_option).
+    OptionSpec::with_optional_argument(
+        c"guard-explain",
+        c"FORMAT",
+        c"Print the decision the job would get and exit without submitting it; FORMAT is text (the default) or json",
+        EXPLAIN,
+        crate::submit::explain_option,
     ),
 ];
 
@@ -318,7 +327,8 @@ mod tests {
                 "guard-image",
                 "guard-bind",
                 "guard-container-flags",
-                "guard-break-glass"
+                "guard-break-glass",
+                "guard-explain"
             ]
         );
     }

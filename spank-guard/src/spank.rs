@@ -109,11 +109,37 @@ unsafe impl Sync for OptionSpec {}
 pub type OptionCallback = unsafe extern "C" fn(val: c_int, optarg: *const c_char, remote: c_int) -> c_int;
 
 impl OptionSpec {
-    /// Describes an option that takes a required argument.
+    /// Describes an option that takes a required argument (`--name=VALUE`
+    /// or `--name VALUE`).
     pub const fn with_argument(
         name: &'static CStr,
         arginfo: &'static CStr,
         usage: &'static CStr,
+        val: c_int,
+        callback: OptionCallback,
+    ) -> OptionSpec {
+        OptionSpec::new(name, arginfo, usage, 1, val, callback)
+    }
+
+    /// Describes an option whose argument may be left out. The argument
+    /// must then follow an `=` (`--name=VALUE`): getopt does not take the
+    /// next word as an optional argument. Without one the callback gets a
+    /// NULL `optarg`.
+    pub const fn with_optional_argument(
+        name: &'static CStr,
+        arginfo: &'static CStr,
+        usage: &'static CStr,
+        val: c_int,
+        callback: OptionCallback,
+    ) -> OptionSpec {
+        OptionSpec::new(name, arginfo, usage, 2, val, callback)
+    }
+
+    const fn new(
+        name: &'static CStr,
+        arginfo: &'static CStr,
+        usage: &'static CStr,
+        has_arg: c_int,
         val: c_int,
         callback: OptionCallback,
     ) -> OptionSpec {
@@ -122,7 +148,7 @@ impl OptionSpec {
                 name: name.as_ptr().cast_mut(),
                 arginfo: arginfo.as_ptr().cast_mut(),
                 usage: usage.as_ptr().cast_mut(),
-                has_arg: 1,
+                has_arg,
                 val,
                 cb: Some(callback),
             }),

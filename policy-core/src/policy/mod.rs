@@ -203,6 +203,21 @@ impl Policy {
             .unwrap_or_default()
     }
 
+    /// Returns true when the environment that `name` resolves to requires an
+    /// approval ticket, and false when it requires none or the name is unknown.
+    pub fn ticket_required(&self, name: &str) -> bool {
+        self.find_environment(name).is_some_and(|(_, environment)| environment.ticket_required)
+    }
+
+    /// Returns the node patterns of the environment that `name` resolves to,
+    /// as written in the policy. Returns `None` when the environment runs on
+    /// every node or the name is unknown.
+    pub fn environment_nodes(&self, name: &str) -> Option<Vec<&str>> {
+        let (_, environment) = self.find_environment(name)?;
+        let patterns = environment.nodes.as_ref()?;
+        Some(patterns.iter().map(|(text, _)| text.as_str()).collect())
+    }
+
     pub(crate) fn find_environment(&self, name: &str) -> Option<(usize, &Environment)> {
         let position = if name.chars().any(char::is_uppercase) {
             *self.environment_lookup.get(&name.to_lowercase())?
@@ -295,4 +310,30 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{byte:02x}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Policy;
+
+    const SOURCE: &str = r#"{
+      "version": 1,
+      "default_environment": "dev",
+      "environments": {
+        "dev": {"risk": 1},
+        "prod": {"risk": 10, "aliases": ["production"], "nodes": ["c[1-2]", "gpu-*"], "approval": {"ticket": true}}
+      },
+      "approvals": {"keys": {"jenkins-2026": "0WlG7tolFUsO1g1d1YBCf27bqVInT8VZrNuAWIidu0Q="}}
+    }"#;
+
+    #[test]
+    fn ticket_and_node_accessors() {
+        let policy = Policy::from_slice(SOURCE.as_bytes(), "policy.json").unwrap_or_else(|error| unreachable!("{error}"));
+        assert!(policy.ticket_required("Production"));
+        assert!(!policy.ticket_required("dev"));
+        assert!(!policy.ticket_required("qa"));
+        assert_eq!(policy.environment_nodes("prod"), Some(vec!["c[1-2]", "gpu-*"]));
+        assert_eq!(policy.environment_nodes("dev"), None);
+        assert_eq!(policy.environment_nodes("qa"), None);
+    }
 }

@@ -9,6 +9,7 @@ mod containers;
 mod environment_variables;
 mod environments;
 mod evidence;
+mod explain;
 mod jobs;
 mod metrics;
 mod policy_errors;
@@ -34,6 +35,7 @@ pub fn all() -> Vec<(String, Scenario)> {
     list.extend(replay::SCENARIOS);
     list.extend(evidence::SCENARIOS);
     list.extend(metrics::SCENARIOS);
+    list.extend(explain::SCENARIOS);
     // Last: its final scenario checks that the nodes are still idle.
     list.extend(jobs::SCENARIOS);
     list.into_iter().map(|(name, scenario)| (name.to_owned(), scenario)).collect()
