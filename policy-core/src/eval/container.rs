@@ -188,11 +188,15 @@ fn requested_bind_lists(request: &Request) -> impl Iterator<Item = (&'static str
 /// Checks the requested image; returns its canonical path and, when a
 /// matching entry pins a digest, the verified sha256.
 fn check_image(policy: &Policy, container: &EnvironmentContainer, image: &str) -> Result<(PathBuf, Option<String>), String> {
-    let canonical = canonicalize_abs(image).map_err(|message| format!("cannot use image: {message}"))?;
+    // Every message about an unusable path ends with the images the user may pick.
+    let allowed = || {
+        format!("allowed image sets: {}; allowed paths: {}", image_set_names(policy, container), allowed_image_paths(policy, container))
+    };
+    let canonical = canonicalize_abs(image).map_err(|message| format!("cannot use image: {message}; {}", allowed()))?;
     let shown = shown_path(image, &canonical);
-    let metadata = std::fs::metadata(&canonical).map_err(|error| format!("image {shown}: {error}"))?;
+    let metadata = std::fs::metadata(&canonical).map_err(|error| format!("image {shown}: {error}; {}", allowed()))?;
     if !metadata.is_file() {
-        return Err(format!("image {shown} is not a regular file; pass the path of an image file"));
+        return Err(format!("image {shown} is not a regular file; pass the path of an image file ({})", allowed()));
     }
     let text = canonical.to_string_lossy();
 
