@@ -338,14 +338,18 @@ fn variable_origin(name: &str) -> &'static str {
 /// Otherwise the canonical source is the destination.
 fn check_bind(spec: &BindSpec, roots: Option<&[BindRoot]>) -> Result<String, String> {
     spec.check_destination()?;
-    let canonical = canonicalize_abs(&spec.source)?;
+    let allowed_roots = |roots: &[BindRoot]| quoted_names(roots.iter().map(|root| root.configured.as_str()), LIST_LIMIT);
+    let canonical = canonicalize_abs(&spec.source).map_err(|message| match roots {
+        Some(roots) => format!("{message}; allowed roots: {}", allowed_roots(roots)),
+        None => message,
+    })?;
     let source = canonical.to_string_lossy();
     if let Some(roots) = roots {
         if !roots.iter().any(|root| is_within(&canonical, &root.canonical)) {
             let resolved = if source == spec.source { String::new() } else { format!(" (resolves to `{source}`)") };
             return Err(format!(
                 "source is outside the allowed bind roots{resolved}; allowed roots: {}",
-                quoted_names(roots.iter().map(|root| root.configured.as_str()), LIST_LIMIT)
+                allowed_roots(roots)
             ));
         }
     }
