@@ -213,6 +213,50 @@ fn explain_prod_member_in_window() {
 }
 
 #[test]
+fn explain_break_glass_waives_window_and_approval() {
+    // An on-call member of hpc-prod breaks glass outside the window without
+    // approval: only the missing container still denies.
+    let output = explain_example(&[
+        "--user",
+        "dave",
+        "--groups",
+        "hpc-prod,hpc-oncall",
+        "--env",
+        "prod",
+        "--node",
+        "c3",
+        "--break-glass",
+        "INC-4711 scheduler outage, rerun lost jobs",
+        "--at",
+        WEDNESDAY,
+        "--",
+        "python",
+        "train.py",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert_eq!(row(&table, "outcome"), Some("deny"));
+    assert_eq!(row(&table, "waived"), Some("3 rules"));
+    assert_eq!(
+        rule_ids(&table),
+        ["container.required", "environment.window", "approval.justification", "approval.ticket"]
+    );
+    assert_eq!(row(&table, "break glass"), None, "a denied request did not break glass:\n{table}");
+
+    // Outside the on-call group, break glass is rejected and waives nothing.
+    let output = explain_example(&[
+        "--user", "carol", "--groups", "hpc-prod", "--env", "prod", "--node", "c3", "--break-glass",
+        "INC-4711 scheduler outage, rerun lost jobs", "--at", WEDNESDAY, "--", "true",
+    ]);
+    let table = stdout(&output);
+    assert_eq!(row(&table, "waived"), None, "{table}");
+    assert!(table.contains(
+        "\n  break_glass.access      user `carol` may not break glass in environment `prod`; \
+         permitted users: (none); permitted groups: `hpc-oncall`\n"
+    ), "{table}");
+}
+
+#[test]
 fn explain_unknown_environment() {
     let output = explain_example(&["--user", "alice", "--env", "qa", "--at", WEDNESDAY, "--", "true"]);
 
