@@ -10,9 +10,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use cluster_tests::{default_plugin_path, Cluster, TEST_USERS};
+use cluster_tests::{default_plugin_path, demo_policy, Cluster, ALL_DAY, TEST_USERS};
 
-const POLICY_TEMPLATE: &str = include_str!("../../examples/demo/policy.json");
 const DEFAULT_PAIRS: usize = 40;
 const WARMUP_RUNS: usize = 3;
 
@@ -35,7 +34,7 @@ fn run() -> Result<(), String> {
     let mut cluster = Cluster::start(&plugin)?;
     let dir = cluster.dir().display().to_string();
     cluster.write_root_file("images/analysis.sif", b"stand-in image\n")?;
-    let policy = cluster.write_root_file("etc/spank-guard/policy.json", POLICY_TEMPLATE.replace("@DEMO_DIR@", &dir).as_bytes())?;
+    let policy = cluster.write_root_file("etc/spank-guard/policy.json", demo_policy(&dir, ALL_DAY, ALL_DAY).as_bytes())?;
     let enforce_args = format!("policy={}", policy.display());
 
     let mut empty = Vec::with_capacity(pairs);

@@ -21,12 +21,11 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use cluster_tests::{default_plugin_path, Cluster, TEST_USERS};
+use cluster_tests::{default_plugin_path, demo_policy, Cluster, ALL_DAY, TEST_USERS};
 
 const DEFAULT_JOBS: usize = 1000;
 const DEFAULT_ROUNDS: usize = 3;
 const SUBMITTERS: usize = 4;
-const POLICY_TEMPLATE: &str = include_str!("../../examples/demo/policy.json");
 
 fn main() -> ExitCode {
     match run() {
@@ -56,7 +55,7 @@ fn run() -> Result<(), String> {
     // Readable by root only: sbatch skips its advisory check in both setups.
     let policy = cluster.write_root_file_mode(
         "etc/spank-guard/policy.json",
-        POLICY_TEMPLATE.replace("@DEMO_DIR@", &dir).as_bytes(),
+        demo_policy(&dir, ALL_DAY, ALL_DAY).as_bytes(),
         0o600,
     )?;
     cluster.set_plugstack(&format!("policy={}", policy.display()))?;

@@ -10,9 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cluster_tests::{default_plugin_path, Cluster, TestUser, TEST_USERS};
+use cluster_tests::{default_plugin_path, demo_policy, Cluster, TestUser, TEST_USERS};
 
-const POLICY_TEMPLATE: &str = include_str!("../../examples/demo/policy.json");
 const JOB_SUBMIT_SCRIPT: &str = include_str!("../../examples/job_submit.lua");
 const HARMLESS_LIBRARY: &str = "/lib/x86_64-linux-gnu/libm.so.6";
 
@@ -21,6 +20,9 @@ const WINDOW_OPENED_MINUTES_AGO: i64 = 60;
 /// ...and closes this many minutes from now, so the job of step 5, with a
 /// time limit of 4 hours, would run past its end.
 const WINDOW_CLOSES_IN_MINUTES: i64 = 90;
+/// The one-hour `change-slot` window of the `hotfix` environment opens this
+/// many minutes from now, so step 8 has to break glass.
+const CHANGE_OPENS_IN_MINUTES: i64 = 120;
 
 fn main() -> ExitCode {
     match run() {
@@ -40,17 +42,16 @@ fn run() -> Result<(), String> {
 
     cluster.write_root_file("images/analysis.sif", b"stand-in image\n")?;
     cluster.write_root_file("data/project/input.csv", b"id,value\n1,42\n")?;
-    let (window_start, window_end) = maintenance_window();
-    let policy = POLICY_TEMPLATE
-        .replace("@DEMO_DIR@", &dir)
-        .replace("@WINDOW_START@", &window_start)
-        .replace("@WINDOW_END@", &window_end);
+    let (window_start, window_end) = daily_window(-WINDOW_OPENED_MINUTES_AGO, WINDOW_CLOSES_IN_MINUTES);
+    let (change_start, change_end) = daily_window(CHANGE_OPENS_IN_MINUTES, CHANGE_OPENS_IN_MINUTES + 60);
+    let policy = demo_policy(&dir, (&window_start, &window_end), (&change_start, &change_end));
     let policy_path = cluster.write_root_file("etc/spank-guard/policy.json", policy.as_bytes())?;
     let plugstack = format!("policy={}", policy_path.display());
     cluster.set_plugstack(&plugstack)?;
     println!("plugstack.conf: required {} {plugstack}", cluster.plugin().display());
     println!("Policy: examples/demo/policy.json, installed as {}", policy_path.display());
     println!("Window `maintenance` (environment maint): every day {window_start}-{window_end} UTC");
+    println!("Window `change-slot` (environment hotfix): every day {change_start}-{change_end} UTC");
     enable_controller_check(&cluster, &policy_path)?;
 
     let demo = Demo { cluster: &cluster, audit: cluster.path("audit/audit.jsonl"), show_full_record: false.into() };
@@ -114,6 +115,18 @@ fn run() -> Result<(), String> {
         &[],
         &["srun", "-N1", "-w", "c2", "--guard-env=gpu", "hostname"],
     )?;
+    demo.job(
+        "7. Explained, not submitted: --guard-explain shows what a prod job still needs",
+        &prod_user,
+        &[],
+        &["srun", "--guard-explain", "--guard-env=prod", "hostname"],
+    )?;
+    demo.job(
+        "8. Break glass: an hpc-prod member runs a hotfix outside its change window; the use is recorded for review",
+        &prod_user,
+        &[],
+        &["srun", "-N1", "--time=30", "--guard-env=hotfix", "--guard-break-glass=INC-1234 restore the ingest service", "hostname"],
+    )?;
     print_evidence_and_metrics(&cluster, &demo.audit, &policy_path)?;
     println!("\nStopping the cluster.");
     cluster.stop();
@@ -123,7 +136,7 @@ fn run() -> Result<(), String> {
 /// Writes the evidence bundle of the prod job of step 4 and the node's
 /// metrics file with guardctl, and prints `evidence.md` and the metrics.
 fn print_evidence_and_metrics(cluster: &Cluster, audit: &Path, policy: &Path) -> Result<(), String> {
-    println!("\n=== 7. Evidence of the prod job (step 4) and the metrics of the journal ===");
+    println!("\n=== 9. Evidence of the prod job (step 4) and the metrics of the journal ===");
     let guardctl = default_plugin_path().with_file_name("guardctl");
     if !guardctl.is_file() {
         return Err(format!("{} not found; build it with `cargo build --release -p guardctl`", guardctl.display()));
@@ -174,14 +187,14 @@ fn run_guardctl(guardctl: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Returns the start and end (`HH:MM`, UTC) of a daily window that opened
-/// [`WINDOW_OPENED_MINUTES_AGO`] minutes ago and closes
-/// [`WINDOW_CLOSES_IN_MINUTES`] minutes from now. A window that crosses
-/// midnight ends on the next day, so any time of day works.
-fn maintenance_window() -> (String, String) {
+/// Returns the start and end (`HH:MM`, UTC) of a daily window that opens
+/// `start_minutes` from now (negative: in the past) and closes `end_minutes`
+/// from now. A window that crosses midnight ends on the next day, so any
+/// time of day works.
+fn daily_window(start_minutes: i64, end_minutes: i64) -> (String, String) {
     let now = jiff::Timestamp::now();
-    let start = now - jiff::SignedDuration::from_mins(WINDOW_OPENED_MINUTES_AGO);
-    let end = now + jiff::SignedDuration::from_mins(WINDOW_CLOSES_IN_MINUTES);
+    let start = now + jiff::SignedDuration::from_mins(start_minutes);
+    let end = now + jiff::SignedDuration::from_mins(end_minutes);
     (start.strftime("%H:%M").to_string(), end.strftime("%H:%M").to_string())
 }
 
@@ -330,6 +343,11 @@ fn summarize(line: &str) -> String {
     }
     if let Some(codes) = record["exit_codes"].as_array() {
         summary.push_str(&format!(" tasks={} exit_codes={}", text("tasks"), serde_json::Value::Array(codes.clone())));
+    }
+    if record["break_glass"] == true {
+        let waived: Vec<&str> =
+            record["waived"].as_array().into_iter().flatten().filter_map(|reason| reason["rule"].as_str()).collect();
+        summary.push_str(&format!(" break_glass=true waived=[{}] break_glass_reason={:?}", waived.join(","), text("break_glass_reason")));
     }
     summary
 }
