@@ -16,6 +16,11 @@ readonly DROPIN=/etc/slurm/plugstack.conf.d/50-spank-guard.conf
 readonly AUDIT=/var/log/spank-guard/audit.jsonl
 readonly LUA_MODULE_DIR=/usr/local/lib/lua/5.1
 readonly JOB_SUBMIT=/etc/slurm/job_submit.lua
+readonly METRICS_SCRIPT=/usr/local/sbin/spank-guard-metrics-export
+readonly METRICS_SERVICE=/etc/systemd/system/spank-guard-metrics.service
+readonly METRICS_TIMER=/etc/systemd/system/spank-guard-metrics.timer
+readonly TEXTFILE_DIR=/var/lib/prometheus/node-exporter
+readonly TEXTFILE=$TEXTFILE_DIR/spank_guard.prom
 # The maint window of the test policy opened an hour ago and closes 90
 # minutes from now. Only the controller checks a job's time limit against it.
 readonly WINDOW_END_MINUTE=$(date -u -d '+90 min' '+%Y-%m-%dT%H:%M')
@@ -83,6 +88,40 @@ daemon_pids() {
     echo "c1 $(on c1 cat /run/slurmd.pid) c2 $(on c2 cat /run/slurmd.pid)"
 }
 
+# decision_count NODE ENVIRONMENT OUTCOME: print the number of decision
+# records with that environment and outcome in NODE's audit journal, or 0
+# when the journal does not exist yet.
+decision_count() {
+    on "$1" python3 -c '
+import json, os, sys
+path, environment, outcome = sys.argv[1:]
+count = 0
+if os.path.exists(path):
+    for line in open(path):
+        record = json.loads(line)
+        if record["event"] == "decision" and record["environment"] == environment and record["outcome"] == outcome:
+            count += 1
+print(count)
+' "$AUDIT" "$2" "$3"
+}
+
+# The journals outlive `spank_guard_state=absent`, so a second run of the
+# tests on the same cluster starts from these counts instead of zero.
+decisions_before_tests=$(for node in c1 c2; do
+    echo "$node dev allow $(decision_count "$node" dev allow)"
+    echo "$node prod deny $(decision_count "$node" prod deny)"
+done)
+
+# decisions_before NODE ENVIRONMENT OUTCOME: the count when the tests began.
+decisions_before() {
+    awk -v key="$1 $2 $3" '$1 " " $2 " " $3 == key { print $4 }' <<<"$decisions_before_tests"
+}
+
+# metrics_files NODE: the metrics exporter's files that exist on NODE.
+metrics_files() {
+    on "$1" sh -c "ls -d $METRICS_SCRIPT $METRICS_SERVICE $METRICS_TIMER $TEXTFILE 2>/dev/null"
+}
+
 # deploy_failing LOG [ANSIBLE-PLAYBOOK ARGS...]: run the role and expect it to fail.
 deploy_failing() {
     local output=$log_dir/$1.log
@@ -126,6 +165,33 @@ role_installs_plugin() {
         "$(on login find "$PLUGIN_DIR" -name spank_guard.so -printf '%f -> %l\n')" || status=1
     expect "audit directory mode" "750 root root" "$(on c2 stat -c '%a %U %G' /var/log/spank-guard)" || status=1
     expect "policy mode" "644 root root" "$(on c2 stat -c '%a %U %G' "$POLICY")" || status=1
+    return $status
+}
+
+# The containers run tini, not systemd, so the role installs the units
+# without enabling them and runs the export script once itself.
+role_installs_metrics_exporter() {
+    local status=0 node digest
+    for node in login c1 c2; do
+        expect "$node metrics exporter files" \
+            "$(printf '%s\n' "755 root $METRICS_SCRIPT" "644 root $METRICS_SERVICE" "644 root $METRICS_TIMER" "644 root $TEXTFILE")" \
+            "$(on "$node" stat -c '%a %U %n' "$METRICS_SCRIPT" "$METRICS_SERVICE" "$METRICS_TIMER" "$TEXTFILE")" || status=1
+    done
+    expect "c1 service lines" \
+        "$(printf '%s\n' "ExecStart=$METRICS_SCRIPT" "ReadWritePaths=$TEXTFILE_DIR")" \
+        "$(on c1 grep -E '^(ExecStart|ReadWritePaths)=' "$METRICS_SERVICE")" || status=1
+    expect "c1 timer lines" "$(printf '%s\n' 'OnBootSec=1min' 'OnUnitActiveSec=1min' 'WantedBy=timers.target')" \
+        "$(on c1 grep -E '^(OnBootSec|OnUnitActiveSec|WantedBy)=' "$METRICS_TIMER")" || status=1
+    expect "c1 export command" \
+        "exec /usr/local/bin/guardctl metrics export --policy $POLICY --out $TEXTFILE --audit \"\$@\"" \
+        "$(on c1 sed -n '/^exec /,/--audit/p' "$METRICS_SCRIPT" | tr -s ' \\\n' ' ' | sed 's/ $//')" || status=1
+    expect "hosts that reported the timer not enabled" 3 \
+        "$(grep -cF '"msg": "systemd is not the init system here (no /run/systemd/system), so spank-guard-metrics.timer is installed but not enabled; the role wrote /var/lib/prometheus/node-exporter/spank_guard.prom once, and it is refreshed only by the next role run unless the site runs /usr/local/sbin/spank-guard-metrics-export from its own scheduler"' \
+            "$log_dir/first.log")" || status=1
+    digest=$(on c1 guardctl policy sha256 "$POLICY")
+    expect "c1 policy info from the role's export" "spank_guard_policy_info{sha256=\"$digest\",version=\"0.1.0\"} 1" \
+        "$(on c1 grep '^spank_guard_policy_info' "$TEXTFILE")" || status=1
+    expect "metrics exporter files on slurmctld" "" "$(metrics_files slurmctld)" || status=1
     return $status
 }
 
@@ -261,6 +327,24 @@ for line in open(sys.argv[1]):
     return $status
 }
 
+# Runs the script as the timer would, after the jobs of the tests above:
+# srun_spans_both_nodes and wrapped_job_on_both_nodes each ran one dev step
+# on c1 and c2, and prod_denied_on_both_nodes one denied prod step.
+metrics_count_jobs() {
+    local status=0 node dev_allow prod_deny
+    for node in c1 c2; do
+        on "$node" "$METRICS_SCRIPT" || { echo "  $METRICS_SCRIPT failed on $node"; status=1; continue; }
+        dev_allow=$(($(decisions_before "$node" dev allow) + 2))
+        prod_deny=$(($(decisions_before "$node" prod deny) + 1))
+        expect "$node dev allow counter" "spank_guard_decisions_total{environment=\"dev\",outcome=\"allow\"} $dev_allow" \
+            "$(on "$node" grep -F 'spank_guard_decisions_total{environment="dev",outcome="allow"}' "$TEXTFILE")" || status=1
+        expect "$node prod deny counter" "spank_guard_decisions_total{environment=\"prod\",outcome=\"deny\"} $prod_deny" \
+            "$(on "$node" grep -F 'spank_guard_decisions_total{environment="prod",outcome="deny"}' "$TEXTFILE")" || status=1
+        expect "$node temporary files left" "" "$(on "$node" find "$TEXTFILE_DIR" -name '*.tmp.*')" || status=1
+    done
+    return $status
+}
+
 policy_same_on_every_node() {
     local login c1 c2
     login=$(on login guardctl policy sha256 "$POLICY")
@@ -319,6 +403,23 @@ invalid_policy_never_lands() {
     return $status
 }
 
+# Keeps the policy of the previous tests, so only the exporter changes.
+metrics_disabled_removes_exporter() {
+    local status=0 node
+    deploy metrics-off -e spank_guard_metrics_enabled=false -e '{"cluster_prod_nodes": ["c[1-2]"]}' || return 1
+    for node in login c1 c2; do
+        expect "$node metrics exporter files when disabled" "" "$(metrics_files "$node")" || status=1
+        expect "$node textfile directory when disabled" "$TEXTFILE_DIR" "$(on "$node" ls -d "$TEXTFILE_DIR")" || status=1
+    done
+    # Enable it again, so that the removal test below has an exporter to remove.
+    deploy metrics-on -e '{"cluster_prod_nodes": ["c[1-2]"]}' || return 1
+    # ls sorts the names it prints.
+    expect "c1 metrics exporter files when enabled again" \
+        "$(printf '%s\n' "$METRICS_SERVICE" "$METRICS_TIMER" "$METRICS_SCRIPT" "$TEXTFILE")" \
+        "$(metrics_files c1)" || status=1
+    return $status
+}
+
 # The role refuses to remove the policy while slurmctld runs the role's
 # job_submit.lua, because that script would then deny every job. So the
 # test puts back a script of the site's own first.
@@ -336,6 +437,8 @@ absent_leaves_clean_cluster() {
         expect "$node spank-guard files" "" \
             "$(on "$node" sh -c "ls -d $DROPIN $PLUGIN_DIR/spank_guard* /etc/slurm/spank-guard /usr/local/bin/guardctl /etc/logrotate.d/spank-guard 2>/dev/null")" \
             || status=1
+        expect "$node metrics exporter files" "" "$(metrics_files "$node")" || status=1
+        expect "$node textfile directory" "$TEXTFILE_DIR" "$(on "$node" ls -d "$TEXTFILE_DIR")" || status=1
     done
     expect "job after removal" "$(printf '0: c1\n1: c2')" "$(as_user alice srun -N2 -l hostname | sort)" || status=1
     expect "--guard-env after removal" "srun: unrecognized option '--guard-env=prod'" \
@@ -352,6 +455,7 @@ for test_name in \
     role_passes_lint \
     role_rejects_other_slurm_release \
     role_installs_plugin \
+    role_installs_metrics_exporter \
     role_second_run_changes_nothing \
     role_installs_controller_check \
     controller_rejects_job_past_window \
@@ -360,10 +464,12 @@ for test_name in \
     prod_denied_on_both_nodes \
     wrapped_job_on_both_nodes \
     audit_records_share_correlation_id \
+    metrics_count_jobs \
     policy_same_on_every_node \
     changed_policy_applies_without_restart \
     new_plugin_switches_link \
     invalid_policy_never_lands \
+    metrics_disabled_removes_exporter \
     absent_leaves_clean_cluster \
     no_node_drained; do
     run_test "$test_name"
