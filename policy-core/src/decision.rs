@@ -97,8 +97,9 @@ pub struct Decision {
     /// node checks them when the step starts.
     #[serde(default)]
     pub deferred: Vec<String>,
-    /// The user was permitted to break glass and the job runs: the rules in
-    /// `waived` failed and the request was decided without them.
+    /// The user was permitted to break glass, at least one rule was waived
+    /// and the job runs. A permitted request where every rule passed is not
+    /// break glass.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
     /// Window and approval rules that failed and that a permitted break-glass

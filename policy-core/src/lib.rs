@@ -27,7 +27,7 @@ pub mod window;
 pub use decision::{ContainerLaunch, Decision, Effects, Mode, Outcome, Reason, TicketSummary};
 pub use eval::{
     correlation_id, evaluate, is_valid_correlation_id, new_correlation_id, BATCH_STEP_ID, BIND_VARIABLES,
-    CORRELATION_ID_VARIABLE, ENVIRONMENT_VARIABLE, JUSTIFICATION_VARIABLE, TICKET_VARIABLE,
+    CORRELATION_ID_VARIABLE, ENVIRONMENT_VARIABLE, JUSTIFICATION_VARIABLE, MAX_BREAK_GLASS_REASON_CHARS, TICKET_VARIABLE,
 };
 pub use policy::{check_file_security, LoadError, Policy, Problem};
 pub use request::{Context, GuardOptions, Request, UNLIMITED_TIME_LIMIT};

@@ -15,6 +15,9 @@ use super::{quoted_names, reason};
 
 /// Names listed in a message before "and N more".
 const LIST_LIMIT: usize = 8;
+/// Maximum length of a break-glass reason in characters. Every audit record
+/// of the job stores the reason, so it stays a short incident description.
+pub const MAX_REASON_CHARS: usize = 1024;
 
 /// Returns the break-glass reason of a request, or `None` when the user did
 /// not ask to break glass. An empty `--guard-break-glass=` counts as asked,
@@ -74,7 +77,16 @@ pub(super) fn check(environment: &Environment, request: &Request, now: Timestamp
 
     let count = given.chars().filter(|character| !character.is_whitespace()).count();
     let required = permission.reason_min_chars as usize;
-    if count < required {
+    let length = given.chars().count();
+    if length > MAX_REASON_CHARS {
+        reasons.push(reason(
+            rules::BREAK_GLASS_REASON,
+            format!(
+                "a break-glass reason may have at most {MAX_REASON_CHARS} characters and has {length}; \
+                 name the incident and put the details in the incident ticket"
+            ),
+        ));
+    } else if count < required {
         reasons.push(reason(
             rules::BREAK_GLASS_REASON,
             format!(

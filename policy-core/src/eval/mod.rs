@@ -9,6 +9,7 @@ mod approval;
 pub(crate) use approval::justification;
 mod break_glass;
 pub(crate) use break_glass::requested as break_glass_reason;
+pub use break_glass::MAX_REASON_CHARS as MAX_BREAK_GLASS_REASON_CHARS;
 pub use container::{BATCH_STEP_ID, BIND_VARIABLES};
 pub(crate) mod container;
 mod environment;
@@ -84,9 +85,10 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
     if outcome == Outcome::Deny {
         effects = Effects::default();
     }
-    // Glass is broken only when the job runs: a permitted request that other
-    // rules deny keeps its waived list, so the user sees what remains.
-    let break_glass = break_glass_permitted && outcome != Outcome::Deny;
+    // Glass is broken only when it changed the outcome: a rule was waived and
+    // the job runs. A permitted request that other rules deny keeps its
+    // waived list, so the user sees what remains.
+    let break_glass = break_glass_permitted && !waived.is_empty() && outcome != Outcome::Deny;
 
     let (environment, risk) = match resolved {
         Some((name, risk)) => (Some(name), Some(risk)),

@@ -266,10 +266,20 @@ fn compile_break_glass(spec: &BreakGlassSpec, environment_base: &str, problems: 
             "must be at least 1 (the longest time limit of a break-glass job, in minutes)".to_owned(),
         ));
     }
-    if spec.reason_min_chars == 0 {
+    for (field, names) in [("users", &spec.users), ("groups", &spec.groups)] {
+        for (position, name) in names.iter().enumerate() {
+            if name.trim().is_empty() {
+                problems.push((format!("{base}.{field}[{position}]"), "name must not be blank".to_owned()));
+            }
+        }
+    }
+    let max_reason = crate::eval::MAX_BREAK_GLASS_REASON_CHARS;
+    if spec.reason_min_chars == 0 || spec.reason_min_chars as usize > max_reason {
         problems.push((
             format!("{base}.reason_min_chars"),
-            "must be at least 1 so that every break-glass use has a reason to review".to_owned(),
+            format!(
+                "must be from 1 to {max_reason}, so that every break-glass use has a reason to review and a reason can be long enough"
+            ),
         ));
     }
     let expires = spec.expires.as_ref().and_then(|text| match text.parse::<jiff::Timestamp>() {
