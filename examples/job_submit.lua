@@ -241,8 +241,28 @@ local function report_break_glass(decision, request)
 		for _, rule in ipairs(waived) do
 			slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS waives " .. rule.rule .. ": " .. rule.message)
 		end
-		slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators")
-	elseif #rules > 0 then
+		slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators")
+		return
+	end
+	if decision.outcome ~= "deny" then
+		slurm.log_user("%s", PREFIX .. "break glass not needed: the window and approval rules pass without it")
+		return
+	end
+	-- A refused attempt never reaches a node, so slurmctld's log is its only record.
+	local failing = {}
+	for _, failed in ipairs(decision.reasons) do
+		table.insert(failing, failed.rule)
+	end
+	slurm.log_info("%s", string.format(
+		"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=%s reason=%s",
+		PREFIX,
+		log_field(decision.correlation_id),
+		log_field(request.user),
+		log_field(decision.environment),
+		table.concat(failing, ","),
+		log_field(reason)
+	))
+	if #rules > 0 then
 		slurm.log_user("%s", string.format(
 			"%sbreak glass would waive %s, but the other rules still deny the request",
 			PREFIX, table.concat(rules, ", ")

@@ -129,6 +129,11 @@ pub struct ExplainArgs {
     #[arg(long = "break-glass", value_name = "REASON")]
     pub break_glass: Option<String>,
 
+    /// Time limit of the job in minutes, as slurmctld's controller check sees
+    /// it (`--time`); checks the end of the window and break_glass.max_minutes.
+    #[arg(long = "time-limit", value_name = "MINUTES")]
+    pub time_limit: Option<u32>,
+
     /// Short host name of the compute node that runs the step.
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,

@@ -236,12 +236,23 @@ fn explain_break_glass_waives_window_and_approval() {
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let table = stdout(&output);
     assert_eq!(row(&table, "outcome"), Some("deny"));
-    assert_eq!(row(&table, "waived"), Some("3 rules"));
+    assert_eq!(row(&table, "would waive"), Some("3 rules"));
     assert_eq!(
         rule_ids(&table),
         ["container.required", "environment.window", "approval.justification", "approval.ticket"]
     );
     assert_eq!(row(&table, "break glass"), None, "a denied request did not break glass:\n{table}");
+
+    // A time limit above max_minutes fails break_glass.duration.
+    let output = explain_example(&[
+        "--user", "dave", "--groups", "hpc-prod,hpc-oncall", "--env", "prod", "--node", "c3", "--break-glass",
+        "INC-4711 scheduler outage, rerun lost jobs", "--time-limit", "241", "--at", WEDNESDAY, "--", "true",
+    ]);
+    let table = stdout(&output);
+    assert!(table.contains(
+        "\n  break_glass.duration    job has a time limit of 241 minutes but break glass in environment `prod` \
+         allows at most 240 minutes; request `--time=240` or less\n"
+    ), "{table}");
 
     // Outside the on-call group, break glass is rejected and waives nothing.
     let output = explain_example(&[

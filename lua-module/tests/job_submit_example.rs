@@ -153,7 +153,7 @@ fn break_glass_warns_and_checks_time_limit() {
     };
     let stdout = fixture.run(&format!("{}\n{}", job(60), job(61)));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 12, "{stdout}");
+    assert_eq!(lines.len(), 13, "{stdout}");
     assert!(lines[0].starts_with("info: spank-guard: controller decision: outcome=allow correlation_id=c-7 "), "{stdout}");
     assert_eq!(
         lines[1],
@@ -162,14 +162,19 @@ fn break_glass_warns_and_checks_time_limit() {
     );
     assert_eq!(lines[2], "user: spank-guard: WARNING: BREAK GLASS by user `root` in environment `ops`: INC-7 restore the lost nightly run");
     assert!(lines[3].starts_with("user: spank-guard: WARNING: BREAK GLASS waives environment.window: environment `ops` is outside"), "{stdout}");
-    assert_eq!(lines[4], "user: spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators");
+    assert_eq!(lines[4], "user: spank-guard: WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators");
     assert_eq!(lines[5..7], ["user: spank-guard: correlation id: c-7", "rc: 0"]);
 
     assert!(lines[7].starts_with("info: spank-guard: controller decision: outcome=deny correlation_id=c-7 "), "{stdout}");
     assert!(lines[7].contains(" rules=environment.window,break_glass.duration "), "{stdout}");
-    assert!(lines[8].starts_with("user: spank-guard: denied: environment.window: environment `ops` is outside"), "{stdout}");
     assert_eq!(
-        lines[9..],
+        lines[8],
+        "info: spank-guard: controller BREAK GLASS refused: correlation_id=c-7 user=root environment=ops \
+         rules=environment.window,break_glass.duration reason=INC-7_restore_the_lost_nightly_run"
+    );
+    assert!(lines[9].starts_with("user: spank-guard: denied: environment.window: environment `ops` is outside"), "{stdout}");
+    assert_eq!(
+        lines[10..],
         [
             "user: spank-guard: denied: break_glass.duration: job has a time limit of 61 minutes but break glass in environment `ops` allows at most 60 minutes; request `--time=60` or less",
             "user: spank-guard: correlation id: c-7",

@@ -51,10 +51,14 @@ pub fn break_glass_lines(decision: &Decision, user: &str, reason: Option<&str>) 
         lines.extend(
             decision.waived.iter().map(|waived| format!("{PREFIX}WARNING: BREAK GLASS waives {}: {}", waived.rule, waived.message)),
         );
-        lines.push(format!("{PREFIX}WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators"));
+        lines.push(format!("{PREFIX}WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators"));
         return lines;
     }
     if decision.waived.is_empty() {
+        // Permitted, but every window and approval rule passed: nothing to break.
+        if decision.permits() && !decision.reasons.iter().any(|reason| reason.rule.starts_with("break_glass.")) {
+            return vec![format!("{PREFIX}break glass not needed: the window and approval rules pass without it")];
+        }
         return Vec::new();
     }
     let waived: Vec<&str> = decision.waived.iter().map(|waived| waived.rule.as_str()).collect();
@@ -116,6 +120,9 @@ pub struct Explanation<'a> {
     /// Rules the submit side cannot check, with what the node checks:
     /// (`rule id`, description).
     pub node_checks: Vec<(String, String)>,
+    /// Rules that only the controller check (job_submit/lua) can decide,
+    /// because only slurmctld knows the job's time limit: (`rule id`, description).
+    pub controller_checks: Vec<(String, String)>,
     /// The ticket the request lacks, when the environment requires one.
     pub ticket: Option<TicketRequirement>,
 }
@@ -166,6 +173,9 @@ pub fn explain_lines(explanation: &Explanation<'_>) -> Vec<String> {
     }
     for (rule, what) in &explanation.node_checks {
         lines.push(format!("checked on the compute node: {rule}: {what}"));
+    }
+    for (rule, what) in &explanation.controller_checks {
+        lines.push(format!("checked by the controller: {rule}: {what}"));
     }
 
     // A deny carries no effects: nothing would run.
@@ -360,6 +370,7 @@ mod tests {
             decision: &denied,
             command: TaskCommand::Argv(vec!["true".into()]),
             node_checks: vec![("environment.node".into(), "the job must run on a node in `c[1-2]`".into())],
+            controller_checks: vec![("break_glass.duration".into(), "the job's time limit must be at most 60 minutes".into())],
             ticket: Some(requirement()),
         };
         assert_eq!(
@@ -370,6 +381,7 @@ mod tests {
                 "spank-guard explain: deny: environment.access: user `bob` is not allowed",
                 "spank-guard explain: deny: approval.ticket: missing ticket",
                 "spank-guard explain: checked on the compute node: environment.node: the job must run on a node in `c[1-2]`",
+                "spank-guard explain: checked by the controller: break_glass.duration: the job's time limit must be at most 60 minutes",
                 "spank-guard explain: ticket required: environment prod needs an approval ticket from an approver; \
                  the ticket must contain:",
                 "spank-guard explain: ticket user: bob",
@@ -393,7 +405,7 @@ mod tests {
         ticket.job_name = Some("nightly build".into());
         ticket.key_ids = vec!["a".into(), "b".into()];
         let explanation =
-            Explanation { decision: &denied, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), ticket: Some(ticket) };
+            Explanation { decision: &denied, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), controller_checks: Vec::new(), ticket: Some(ticket) };
         let lines = explain_lines(&explanation);
         let ticket_lines: Vec<&str> = lines.iter().map(String::as_str).filter(|line| line.contains(": ticket ")).collect();
         assert_eq!(
@@ -436,6 +448,7 @@ mod tests {
             decision: &allowed,
             command: TaskCommand::Argv(vec!["sh".into(), "-c".into(), "echo it's $HOME".into()]),
             node_checks: Vec::new(),
+            controller_checks: Vec::new(),
             ticket: None,
         };
         assert_eq!(
@@ -460,6 +473,7 @@ mod tests {
             decision: &allowed,
             command: TaskCommand::Placeholder("<batch script>"),
             node_checks: Vec::new(),
+            controller_checks: Vec::new(),
             ticket: None,
         };
         let lines = explain_lines(&explanation);
@@ -471,7 +485,7 @@ mod tests {
         let mut audited = decision(Outcome::WouldDeny, &[("environment.window", "outside `maintenance`")]);
         audited.mode = Mode::Audit;
         let explanation =
-            Explanation { decision: &audited, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), ticket: None };
+            Explanation { decision: &audited, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), controller_checks: Vec::new(), ticket: None };
         assert_eq!(
             explain_lines(&explanation),
             [
@@ -488,7 +502,7 @@ mod tests {
         unknown.environment = None;
         unknown.risk = None;
         let explanation =
-            Explanation { decision: &unknown, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), ticket: None };
+            Explanation { decision: &unknown, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), controller_checks: Vec::new(), ticket: None };
         assert_eq!(explain_lines(&explanation)[0], "spank-guard explain: environment unknown (mode enforce)");
     }
 
@@ -511,7 +525,7 @@ mod tests {
                 "spank-guard: WARNING: BREAK GLASS by user `alice` in environment `prod`: INC-42 storage outage",
                 "spank-guard: WARNING: BREAK GLASS waives environment.window: outside `maintenance`",
                 "spank-guard: WARNING: BREAK GLASS waives approval.ticket: no ticket",
-                "spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators",
+                "spank-guard: WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators",
             ]
         );
         assert_eq!(decision_lines(&broken), ["spank-guard: correlation id: test-42"]);
@@ -533,7 +547,7 @@ mod tests {
         broken.break_glass = true;
         broken.waived = vec![reason("approval.ticket", "no ticket")];
         let explanation =
-            Explanation { decision: &broken, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), ticket: None };
+            Explanation { decision: &broken, command: TaskCommand::Argv(Vec::new()), node_checks: Vec::new(), controller_checks: Vec::new(), ticket: None };
         let lines = explain_lines(&explanation);
         assert_eq!(
             lines[..4],
@@ -549,6 +563,10 @@ mod tests {
     #[test]
     fn no_break_glass_no_lines() {
         assert!(break_glass_lines(&decision(Outcome::Allow, &[]), "alice", None).is_empty());
+        assert_eq!(
+            break_glass_lines(&decision(Outcome::Allow, &[]), "alice", Some("INC-42 storage outage")),
+            ["spank-guard: break glass not needed: the window and approval rules pass without it"]
+        );
         let refused = decision(Outcome::Deny, &[("break_glass.access", "user `bob` may not break glass")]);
         assert!(break_glass_lines(&refused, "bob", Some("INC-42 storage outage")).is_empty());
     }

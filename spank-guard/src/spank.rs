@@ -412,16 +412,29 @@ pub fn user_log(line: &str) {
     unsafe { sys::slurm_spank_log(c"%s".as_ptr(), line.as_ptr()) };
 }
 
-/// Converts a log line to a C string, replacing NUL bytes and line breaks so
-/// a value can neither truncate the line nor start a forged one.
+/// Converts a log line to a C string. Line breaks become spaces and other
+/// control characters U+FFFD, so a value can neither truncate the line, nor
+/// start a forged one, nor send terminal escape sequences to the user or to
+/// an admin reading the log.
 fn c_line(line: &str) -> CString {
     let cleaned: String = line
         .chars()
         .map(|c| match c {
-            '\0' => '\u{FFFD}',
             '\n' | '\r' => ' ',
+            other if other.is_control() && other != '\t' => '\u{FFFD}',
             other => other,
         })
         .collect();
     CString::new(cleaned).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_line_replaces_control_characters() {
+        let line = c_line("reason\nforged\r\0line \u{1b}[31mred\tend");
+        assert_eq!(line.to_str().unwrap(), "reason forged \u{FFFD}line \u{FFFD}[31mred\tend");
+    }
 }

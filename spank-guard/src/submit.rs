@@ -54,10 +54,10 @@ const EXIT_WOULD_RUN: i32 = 0;
 const EXIT_WOULD_BE_DENIED: i32 = 1;
 const EXIT_NO_DECISION: i32 = 2;
 
-/// Parses the value of `--guard-explain`; the error names the value and the
-/// accepted formats.
+/// Parses the value of `--guard-explain`, ignoring case; an empty value is
+/// the text report. The error names the value and the accepted formats.
 fn parse_explain_format(value: &str) -> Result<ExplainFormat, String> {
-    match value {
+    match value.to_ascii_lowercase().as_str() {
         "" | "text" => Ok(ExplainFormat::Text),
         "json" => Ok(ExplainFormat::Json),
         other => Err(format!(
@@ -199,6 +199,7 @@ fn print_explanation(format: ExplainFormat, policy: &Policy, request: &policy_co
                 decision,
                 command: task_command(policy, request),
                 node_checks: node_checks(policy, decision),
+                controller_checks: controller_checks(policy, request, decision),
                 ticket: ticket_requirement(policy, request, decision),
             };
             report::explain_lines(&explanation).into_iter().map(|line| line + "\n").collect()
@@ -264,15 +265,29 @@ fn node_checks(policy: &Policy, decision: &policy_core::Decision) -> Vec<(String
     checks
 }
 
+/// Returns the rules that only the controller check can decide: the
+/// break-glass time limit, which srun, sbatch and salloc do not pass to the
+/// plugin.
+fn controller_checks(policy: &Policy, request: &policy_core::Request, decision: &policy_core::Decision) -> Vec<(String, String)> {
+    let limit = decision.environment.as_deref().and_then(|environment| policy.break_glass_max_minutes(environment));
+    match (limit, &request.options.break_glass) {
+        (Some(minutes), Some(_)) => vec![(
+            policy_core::rules::BREAK_GLASS_DURATION.to_owned(),
+            format!("the job's time limit (`--time`) must be at most {minutes} minutes"),
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// Returns what a ticket must contain when the environment requires one and
-/// the request has no valid ticket.
+/// the request has no valid ticket, unless break glass waives the ticket.
 fn ticket_requirement(
     policy: &Policy,
     request: &policy_core::Request,
     decision: &policy_core::Decision,
 ) -> Option<TicketRequirement> {
     let environment = decision.environment.as_deref()?;
-    if decision.ticket.is_some() || !policy.ticket_required(environment) {
+    if decision.ticket.is_some() || decision.break_glass || !policy.ticket_required(environment) {
         return None;
     }
     Some(TicketRequirement {

@@ -378,6 +378,12 @@ fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
         "{output}"
     );
     assert_eq!(controller.jobs_of(&PROD_USER), jobs_before, "a rejected job must not exist");
+    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
+    let refused = format!(
+        "spank-guard: controller BREAK GLASS refused: correlation_id={id} user=guardprod environment=prod \
+         rules=approval.justification,approval.ticket,break_glass.duration reason=INC-9_rerun_the_lost_risk_report"
+    );
+    assert!(log.lines().any(|line| line.ends_with(&refused)), "slurmctld.log has no line ending with `{refused}`");
 
     let output = controller.sbatch(&PROD_USER, &["--wait", "--guard-env=prod", reason, "--time=60", "--output=/dev/null", "--wrap=true"]);
     assert_eq!(output.code, 0, "{output}");
@@ -390,7 +396,7 @@ fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
             "spank-guard: WARNING: BREAK GLASS by user `guardprod` in environment `prod`: INC-9 rerun the lost risk report".to_owned(),
             "spank-guard: WARNING: BREAK GLASS waives approval.justification: environment `prod` requires a justification of at least 10 non-blank characters and no justification was given; pass `--guard-justification=TEXT` or set `HOS_JUSTIFICATION`".to_owned(),
             "spank-guard: WARNING: BREAK GLASS waives approval.ticket: environment `prod` requires an approval ticket and none was given; pass `--guard-ticket=TICKET` or set `HOS_APPROVAL_TICKET` (an approver issues one with `guardctl ticket issue`)".to_owned(),
-            "spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators".to_owned(),
+            "spank-guard: WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators".to_owned(),
             format!("spank-guard: correlation id: {id}"),
         ],
         "{output}"

@@ -69,6 +69,7 @@ fn build_request(
         env,
         argv: arguments.command.clone(),
         job_name: arguments.job_name.clone(),
+        time_limit_minutes: arguments.time_limit,
         ..Request::default()
     }
 }
@@ -116,7 +117,9 @@ fn render_table(decision: &Decision, command: &[String]) -> String {
         row(&mut table, "break glass", "yes, the job runs although the waived rules failed");
     }
     if !decision.waived.is_empty() {
-        row(&mut table, "waived", &count(decision.waived.len(), "rule", "rules"));
+        // Waived only when glass was broken; otherwise other rules still deny.
+        let label = if decision.break_glass { "waived" } else { "would waive" };
+        row(&mut table, label, &count(decision.waived.len(), "rule", "rules"));
         let width = decision.waived.iter().map(|reason| reason.rule.len()).max().unwrap_or(0);
         for reason in &decision.waived {
             table.push_str(&format!("  {:<width$}  {}\n", reason.rule, reason.message));

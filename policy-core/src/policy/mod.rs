@@ -218,6 +218,14 @@ impl Policy {
         Some(patterns.iter().map(|(text, _)| text.as_str()).collect())
     }
 
+    /// Returns the `break_glass.max_minutes` of the environment that `name`
+    /// resolves to, or `None` when nobody may break glass there or the name
+    /// is unknown.
+    pub fn break_glass_max_minutes(&self, name: &str) -> Option<u32> {
+        let (_, environment) = self.find_environment(name)?;
+        environment.break_glass.as_ref().map(|permission| permission.max_minutes)
+    }
+
     pub(crate) fn find_environment(&self, name: &str) -> Option<(usize, &Environment)> {
         let position = if name.chars().any(char::is_uppercase) {
             *self.environment_lookup.get(&name.to_lowercase())?

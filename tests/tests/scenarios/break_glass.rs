@@ -10,9 +10,10 @@ use super::support::{
     prepare_files, records_of, srun, Readable, PROD_USER, USER,
 };
 
-pub const SCENARIOS: [(&str, super::Scenario); 2] = [
+pub const SCENARIOS: [(&str, super::Scenario); 3] = [
     ("break_glass::permitted_user_runs", permitted_user_runs),
     ("break_glass::other_user_denied", other_user_denied),
+    ("break_glass::explain_shows_waivers", explain_shows_waivers),
 ];
 
 const REASON: &str = "INC-7 restore the lost nightly run";
@@ -105,7 +106,7 @@ fn permitted_user_runs(cluster: &mut Cluster) -> Result<(), String> {
             &output,
         )?;
         check(
-            half[3] == "spank-guard: WARNING: BREAK GLASS is recorded in the audit log and reviewed by the administrators",
+            half[3] == "spank-guard: WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators",
             "review warning",
             &output,
         )?;
@@ -199,4 +200,45 @@ fn other_user_denied(cluster: &mut Cluster) -> Result<(), String> {
         &format!("row names the rules and the reason:\n{table}"),
         &output,
     )
+}
+
+fn explain_shows_waivers(cluster: &mut Cluster) -> Result<(), String> {
+    prepare_files(cluster)?;
+    install(cluster, &break_glass_policy(cluster), Readable::ByEveryone, "")?;
+    let option = format!("--guard-break-glass={REASON}");
+    let marker = cluster.work_dir(&PROD_USER).join("explained-break-glass");
+    let marker_text = marker.display().to_string();
+    let output = srun(cluster, &PROD_USER, &[], &["--guard-explain", "--guard-env=ops", &option, "touch", &marker_text]);
+    expect_code(&output, 0)?;
+    check(!marker.exists(), "--guard-explain must not run the command", &output)?;
+    let lines: Vec<&str> = output.stdout.lines().collect();
+    let expected_start = [
+        "spank-guard explain: environment ops (risk 9, mode enforce)",
+        "spank-guard explain: outcome: allow",
+        "spank-guard explain: break glass: yes, the job runs although window or approval rules fail; the use is audited",
+    ];
+    check(lines.len() > 3 && lines[..3] == expected_start, "report starts with environment, outcome, break glass", &output)?;
+    check(
+        lines[3].starts_with("spank-guard explain: waived by break glass: environment.window: environment `ops` is outside"),
+        "the window rule is waived",
+        &output,
+    )?;
+    check(
+        lines[4].starts_with("spank-guard explain: waived by break glass: approval.ticket: environment `ops` requires an approval ticket"),
+        "the ticket rule is waived",
+        &output,
+    )?;
+    check(
+        lines[5]
+            == "spank-guard explain: checked by the controller: break_glass.duration: the job's time limit (`--time`) \
+                must be at most 60 minutes",
+        "the duration is left to the controller",
+        &output,
+    )?;
+    check(
+        !lines.iter().any(|line| line.starts_with("spank-guard explain: ticket")),
+        "no ticket is asked for when break glass waives it",
+        &output,
+    )?;
+    check(records_of(cluster, "decision")?.is_empty(), "explain writes no audit record", &output)
 }
