@@ -390,3 +390,30 @@ fn metrics_export_missing_file_counts_empty() {
     assert!(text.contains("\nspank_guard_policy_errors_total 0\n"), "{text}");
     assert!(!text.contains("spank_guard_policy_info"), "{text}");
 }
+
+#[test]
+fn metrics_export_out_from_policy() {
+    let directory = tempfile::tempdir().unwrap();
+    let audit = directory.path().join("audit.jsonl");
+    std::fs::write(&audit, "").unwrap();
+    let configured = directory.path().join("configured.prom");
+    let policy = directory.path().join("policy.json");
+    let text = format!(
+        "{{\"version\": 1, \"default_environment\": \"dev\", \"environments\": {{\"dev\": {{\"risk\": 1}}}}, \
+         \"metrics\": {{\"textfile\": \"{}\"}}}}",
+        configured.display()
+    );
+    std::fs::write(&policy, text).unwrap();
+
+    let output = guardctl(&["metrics", "export", "--audit", audit.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "guardctl: no output file: pass --out FILE.prom, or set metrics.textfile in the policy given with --policy\n"
+    );
+
+    let output = guardctl(&["metrics", "export", "--audit", audit.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let written = std::fs::read_to_string(&configured).unwrap();
+    assert!(written.contains("\nspank_guard_audit_write_errors_total 0\n"), "{written}");
+}

@@ -31,9 +31,10 @@ pub struct ExportArgs {
     pub audit: Vec<PathBuf>,
 
     /// Output file, for example
-    /// /var/lib/prometheus/node-exporter/spank_guard.prom.
+    /// /var/lib/prometheus/node-exporter/spank_guard.prom. Default: the
+    /// policy's metrics.textfile (needs --policy).
     #[arg(long, value_name = "FILE.prom")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 
     /// The installed policy, for spank_guard_policy_info. Without it the
     /// policy sha256 of the last decision record is used.
@@ -84,11 +85,22 @@ fn export(arguments: &ExportArgs) -> Result<Status, Failure> {
     for file in &arguments.audit {
         counts.audit_write_errors += count_write_errors(file)?;
     }
+    let mut configured_out = None;
     if let Some(path) = &arguments.policy {
         let policy = super::load_policy(path)?;
         counts.policy_sha256 = Some(policy.sha256().to_owned());
+        configured_out = policy.metrics_textfile().map(PathBuf::from);
     }
-    write_replacing(&arguments.out, &format_metrics(&counts))?;
+    let out = match (&arguments.out, configured_out) {
+        (Some(out), _) => out.clone(),
+        (None, Some(configured)) => configured,
+        (None, None) => {
+            return Err(Failure::new(
+                "no output file: pass --out FILE.prom, or set metrics.textfile in the policy given with --policy",
+            ))
+        }
+    };
+    write_replacing(&out, &format_metrics(&counts))?;
     Ok(Status::Success)
 }
 
