@@ -11,7 +11,7 @@ use crate::policy::model::Environment;
 use crate::request::{Request, UNLIMITED_TIME_LIMIT};
 use crate::rules;
 
-use super::{quoted_names, reason};
+use super::{is_listed, listed_names, reason};
 
 /// Names listed in a message before "and N more".
 const LIST_LIMIT: usize = 8;
@@ -46,21 +46,14 @@ pub(super) fn check(environment: &Environment, request: &Request, now: Timestamp
         return false;
     };
 
-    let permitted = permission.users.contains(&request.user)
-        || request.groups.iter().any(|group| permission.groups.contains(group));
-    if !permitted {
-        let mut users: Vec<&str> = permission.users.iter().map(String::as_str).collect();
-        let mut groups: Vec<&str> = permission.groups.iter().map(String::as_str).collect();
-        users.sort_unstable();
-        groups.sort_unstable();
+    if !is_listed(&permission.users, &permission.groups, request) {
         reasons.push(reason(
             rules::BREAK_GLASS_ACCESS,
             format!(
-                "user `{}` may not break glass in environment `{}`; permitted users: {}; permitted groups: {}",
+                "user `{}` may not break glass in environment `{}`; {}",
                 request.user,
                 environment.name,
-                quoted_names(users.into_iter(), LIST_LIMIT),
-                quoted_names(groups.into_iter(), LIST_LIMIT)
+                listed_names("permitted", &permission.users, &permission.groups, LIST_LIMIT)
             ),
         ));
     }

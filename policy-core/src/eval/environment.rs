@@ -9,7 +9,7 @@ use crate::policy::Policy;
 use crate::request::{Context, Request, UNLIMITED_TIME_LIMIT};
 use crate::rules;
 
-use super::{quoted_names, reason, EnvironmentSource, RequestedEnvironment};
+use super::{is_listed, listed_names, quoted_names, reason, EnvironmentSource, RequestedEnvironment};
 
 /// Names listed in a message before "and N more".
 const LIST_LIMIT: usize = 8;
@@ -42,21 +42,14 @@ pub(super) fn check(
     deferred: &mut Vec<String>,
 ) {
     if let Some(allow) = &environment.allow {
-        let permitted =
-            allow.users.contains(&request.user) || request.groups.iter().any(|group| allow.groups.contains(group));
-        if !permitted {
-            let mut users: Vec<&str> = allow.users.iter().map(String::as_str).collect();
-            let mut groups: Vec<&str> = allow.groups.iter().map(String::as_str).collect();
-            users.sort_unstable();
-            groups.sort_unstable();
+        if !is_listed(&allow.users, &allow.groups, request) {
             reasons.push(reason(
                 rules::ENVIRONMENT_ACCESS,
                 format!(
-                    "user `{}` is not allowed in environment `{}`; allowed users: {}; allowed groups: {}",
+                    "user `{}` is not allowed in environment `{}`; {}",
                     request.user,
                     environment.name,
-                    quoted_names(users.into_iter(), LIST_LIMIT),
-                    quoted_names(groups.into_iter(), LIST_LIMIT)
+                    listed_names("allowed", &allow.users, &allow.groups, LIST_LIMIT)
                 ),
             ));
         }

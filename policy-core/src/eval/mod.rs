@@ -15,6 +15,8 @@ pub(crate) mod container;
 mod environment;
 mod variables;
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 
 use crate::decision::{Decision, Effects, Mode, Outcome, Reason};
@@ -212,6 +214,26 @@ pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usiz
         out.push_str(&format!(" and {} more", count - limit));
     }
     out
+}
+
+/// Returns true when the request's user is in `users` or one of the user's
+/// groups is in `groups`.
+pub(crate) fn is_listed(users: &HashSet<String>, groups: &HashSet<String>, request: &Request) -> bool {
+    users.contains(&request.user) || request.groups.iter().any(|group| groups.contains(group))
+}
+
+/// Formats `users` and `groups`, each sorted, as
+/// ``{noun} users: `a`, `b`; {noun} groups: `c` ``.
+pub(crate) fn listed_names(noun: &str, users: &HashSet<String>, groups: &HashSet<String>, limit: usize) -> String {
+    let mut sorted_users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let mut sorted_groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    sorted_users.sort_unstable();
+    sorted_groups.sort_unstable();
+    format!(
+        "{noun} users: {}; {noun} groups: {}",
+        quoted_names(sorted_users.into_iter(), limit),
+        quoted_names(sorted_groups.into_iter(), limit)
+    )
 }
 
 pub(crate) fn reason(rule: &str, message: String) -> Reason {

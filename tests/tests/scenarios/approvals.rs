@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::support::{
     job_correlation_id,
-    base_policy, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install, prepare_files,
-    records_of, signing_key, srun, Readable, KEY_ID, USER,
+    base_policy, change_slot_window, check, expect_code, expect_field, expect_guard_lines, expect_sorted_stdout, install,
+    prepare_files, records_of, signing_key, srun, utc_clock, Readable, KEY_ID, USER,
 };
 
 pub const SCENARIOS: [(&str, super::Scenario); 7] = [
@@ -22,26 +22,11 @@ pub const SCENARIOS: [(&str, super::Scenario); 7] = [
     ("approval::other_users_ticket_denied", other_users_ticket_denied),
 ];
 
-/// Returns `HH:MM` in UTC for now plus `minutes`.
-fn utc_clock(minutes: i64) -> String {
-    let seconds = Timestamp::now().as_second() + minutes * 60;
-    format!("{:02}:{:02}", seconds.rem_euclid(86_400) / 3600, seconds.rem_euclid(3600) / 60)
-}
-
 /// Base policy with a `windowed` environment whose only window runs from
 /// `start` to `end` minutes from now, every day, in UTC.
 fn window_policy(cluster: &Cluster, start: i64, end: i64) -> serde_json::Value {
     let mut policy = base_policy(cluster);
-    policy["windows"] = json!({
-        "change-slot": {
-            "timezone": "UTC",
-            "weekly": [{
-                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                "start": utc_clock(start),
-                "end": utc_clock(end)
-            }]
-        }
-    });
+    policy["windows"] = change_slot_window(start, end);
     policy["environments"]["windowed"] = json!({ "risk": 4, "windows": ["change-slot"] });
     policy
 }

@@ -6,7 +6,7 @@ use cluster_tests::Cluster;
 use serde_json::{json, Value};
 
 use super::support::{
-    base_policy, check, expect_code, expect_field, expect_sorted_stdout, guardctl, install, job_correlation_id, paths,
+    base_policy, change_slot_window, check, expect_code, expect_field, expect_sorted_stdout, guardctl, install, job_correlation_id, paths,
     prepare_files, records_of, srun, Readable, PROD_USER, USER,
 };
 
@@ -22,22 +22,8 @@ const REASON: &str = "INC-7 restore the lost nightly run";
 /// two hours from now), which requires a ticket, and where only
 /// `guardprod` may break glass.
 fn break_glass_policy(cluster: &Cluster) -> Value {
-    let seconds = jiff::Timestamp::now().as_second();
-    let clock = |offset: i64| {
-        let at = seconds + offset * 60;
-        format!("{:02}:{:02}", at.rem_euclid(86_400) / 3600, at.rem_euclid(3600) / 60)
-    };
     let mut policy = base_policy(cluster);
-    policy["windows"] = json!({
-        "change-slot": {
-            "timezone": "UTC",
-            "weekly": [{
-                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                "start": clock(120),
-                "end": clock(180)
-            }]
-        }
-    });
+    policy["windows"] = change_slot_window(120, 180);
     policy["environments"]["ops"] = json!({
         "risk": 9,
         "windows": ["change-slot"],

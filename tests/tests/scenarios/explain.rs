@@ -30,6 +30,18 @@ pub const SCENARIOS: [(&str, super::Scenario); 10] = [
 /// Correlation id given to every explained request, so the report is exact.
 const CORRELATION_ID: &str = "explain-test-1";
 
+/// Report of an allowed dev request with [`CORRELATION_ID`], without the prefix.
+const DEV_ALLOWED_REPORT: [&str; 8] = [
+    "environment dev (risk 1, mode enforce)",
+    "outcome: allow",
+    "unset: none",
+    "set: HOS_CORRELATION_ID=explain-test-1",
+    "set: HOS_ENV=dev",
+    "set: HOS_RISK=1",
+    "container: none",
+    "correlation id: explain-test-1",
+];
+
 /// Returns the ids of every job in slurmctld, finished ones included
 /// (the test cluster keeps them for `MinJobAge`, 600 s).
 fn job_ids(cluster: &Cluster) -> Result<Vec<String>, String> {
@@ -75,16 +87,7 @@ fn srun_allowed_not_run(cluster: &mut Cluster) -> Result<(), String> {
     expect_code(&output, 0)?;
     expect_stdout(
         &output,
-        &lines(&[
-            "environment dev (risk 1, mode enforce)",
-            "outcome: allow",
-            "unset: none",
-            "set: HOS_CORRELATION_ID=explain-test-1",
-            "set: HOS_ENV=dev",
-            "set: HOS_RISK=1",
-            "container: none",
-            "correlation id: explain-test-1",
-        ]),
+        &lines(&DEV_ALLOWED_REPORT),
     )?;
     check(output.stderr.is_empty(), "nothing on standard error", &output)?;
     check(!marker.exists(), &format!("the command must not run, but {marker_text} exists"), &output)?;
@@ -357,16 +360,7 @@ fn salloc_allocates_nothing(cluster: &mut Cluster) -> Result<(), String> {
     expect_code(&output, 0)?;
     expect_stdout(
         &output,
-        &lines(&[
-            "environment dev (risk 1, mode enforce)",
-            "outcome: allow",
-            "unset: none",
-            "set: HOS_CORRELATION_ID=explain-test-1",
-            "set: HOS_ENV=dev",
-            "set: HOS_RISK=1",
-            "container: none",
-            "correlation id: explain-test-1",
-        ]),
+        &lines(&DEV_ALLOWED_REPORT),
     )?;
     check(output.stderr.is_empty(), "nothing on standard error: no allocation is granted", &output)?;
     check(!marker.exists(), "salloc must not run its command", &output)?;

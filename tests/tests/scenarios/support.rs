@@ -274,3 +274,24 @@ pub fn guardctl(args: &[&str]) -> Result<std::process::Output, String> {
     let path = guardctl_path()?;
     std::process::Command::new(&path).args(args).output().map_err(|error| format!("cannot run {}: {error}", path.display()))
 }
+
+/// Returns `HH:MM` in UTC for now plus `minutes`.
+pub fn utc_clock(minutes: i64) -> String {
+    let seconds = jiff::Timestamp::now().as_second() + minutes * 60;
+    format!("{:02}:{:02}", seconds.rem_euclid(86_400) / 3600, seconds.rem_euclid(3600) / 60)
+}
+
+/// Returns a `windows` section with one window, `change-slot`, that runs
+/// every day in UTC from `start` to `end` minutes from now.
+pub fn change_slot_window(start: i64, end: i64) -> Value {
+    json!({
+        "change-slot": {
+            "timezone": "UTC",
+            "weekly": [{
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "start": utc_clock(start),
+                "end": utc_clock(end)
+            }]
+        }
+    })
+}
