@@ -129,8 +129,9 @@ pub struct ExplainArgs {
     #[arg(long = "break-glass", value_name = "REASON")]
     pub break_glass: Option<String>,
 
-    /// Time limit of the job in minutes, as slurmctld's controller check sees
-    /// it (`--time`); checks the end of the window and break_glass.max_minutes.
+    /// Time limit of the job in minutes (`--time`), as the controller check
+    /// receives it. It is checked against the end of the window and against
+    /// break_glass.max_minutes.
     #[arg(long = "time-limit", value_name = "MINUTES")]
     pub time_limit: Option<u32>,
 

@@ -39,7 +39,7 @@ pub fn decision_lines(decision: &Decision) -> Vec<String> {
 
 /// Returns the warning lines of a break-glass request: who broke glass and
 /// why, then each waived rule. When other rules deny the request, one line
-/// says that the waived rules did not help. `reason` is the value of
+/// names the rules that break glass would have waived. `reason` is the value of
 /// `--guard-break-glass`; without it there are no lines.
 pub fn break_glass_lines(decision: &Decision, user: &str, reason: Option<&str>) -> Vec<String> {
     let Some(reason) = reason else {
@@ -121,7 +121,8 @@ pub struct Explanation<'a> {
     /// (`rule id`, description).
     pub node_checks: Vec<(String, String)>,
     /// Rules that only the controller check (job_submit/lua) can decide,
-    /// because only slurmctld knows the job's time limit: (`rule id`, description).
+    /// because only slurmctld receives the job's time limit:
+    /// (`rule id`, description).
     pub controller_checks: Vec<(String, String)>,
     /// The ticket the request lacks, when the environment requires one.
     pub ticket: Option<TicketRequirement>,

@@ -1,6 +1,6 @@
 //! Break glass: a permitted user runs a job although window or approval
 //! rules fail. The rules `break_glass.access`, `break_glass.reason` and
-//! `break_glass.duration` check the request; when they pass, the failing
+//! `break_glass.duration` check the request. When they pass, the failing
 //! rules listed in [`rules::WAIVABLE_BY_BREAK_GLASS`] move from the reasons
 //! to the waived list.
 

@@ -65,7 +65,7 @@ pub fn evaluate(policy: &Policy, request: &Request, now: Timestamp) -> Decision 
             ticket = approval::check(policy, environment, request, now, &mut reasons);
             container::check(policy, environment, request, &mut reasons, &mut effects, &mut deferred);
             variables::set(environment, request, &correlation_id, &mut effects);
-            // Last, so that it sees every failing window and approval rule.
+            // Last, because it waives the window and approval rules found above.
             if break_glass::check(environment, request, now, &mut reasons) {
                 break_glass_permitted = true;
                 waived = break_glass::waive(&mut reasons);

@@ -219,7 +219,7 @@ impl Policy {
     }
 
     /// Returns the `break_glass.max_minutes` of the environment that `name`
-    /// resolves to, or `None` when nobody may break glass there or the name
+    /// resolves to, or `None` when no user may break glass there or the name
     /// is unknown.
     pub fn break_glass_max_minutes(&self, name: &str) -> Option<u32> {
         let (_, environment) = self.find_environment(name)?;

@@ -30,7 +30,7 @@ pub struct Environment {
     pub container: Option<EnvironmentContainer>,
     /// Global `env.set` merged with the environment's own, the environment winning.
     pub set: Vec<(String, Template)>,
-    /// `None`: nobody may break glass in this environment.
+    /// `None` when no user may break glass in this environment.
     pub break_glass: Option<BreakGlass>,
 }
 
@@ -40,7 +40,7 @@ pub struct Environment {
 pub struct BreakGlass {
     pub users: HashSet<String>,
     pub groups: HashSet<String>,
-    /// Longest time limit a break-glass job may request, in minutes.
+    /// Maximum time limit of a break-glass job, in minutes.
     pub max_minutes: u32,
     /// Minimum number of non-blank characters in the reason.
     pub reason_min_chars: u32,

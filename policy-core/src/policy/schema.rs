@@ -67,7 +67,8 @@ pub struct EnvironmentSpec {
     pub break_glass: Option<BreakGlassSpec>,
 }
 
-/// Who may break glass in an environment, and for how long.
+/// Break-glass permission of an environment: the users and groups, and the
+/// limits of a break-glass job.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassSpec {
