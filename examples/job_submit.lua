@@ -169,6 +169,13 @@ local function build_request(job_desc, part_list, submit_uid)
 	}
 end
 
+-- Shows a line to the user. Line breaks become spaces and other control
+-- characters U+FFFD, so a value cannot send terminal escape sequences.
+local function tell_user(line)
+	local cleaned = string.gsub(string.gsub(line, "[\r\n]", " "), "%c", "\239\191\189")
+	slurm.log_user("%s", cleaned)
+end
+
 -- Applies ON_POLICY_ERROR to an error that prevented a decision. The
 -- correlation id is the one the plugin minted, when there is one.
 local function policy_error(message, job_desc, submit_uid)
@@ -181,8 +188,8 @@ local function policy_error(message, job_desc, submit_uid)
 	if ON_POLICY_ERROR == "allow" then
 		return slurm.SUCCESS
 	end
-	slurm.log_user("%s", PREFIX .. "denied: policy.invalid: " .. message)
-	slurm.log_user("%s", PREFIX .. "correlation id: " .. correlation_id)
+	tell_user(PREFIX .. "denied: policy.invalid: " .. message)
+	tell_user(PREFIX .. "correlation id: " .. correlation_id)
 	return slurm.ERROR
 end
 
@@ -234,36 +241,39 @@ local function report_break_glass(decision, request)
 			table.concat(rules, ","),
 			log_field(reason)
 		))
-		slurm.log_user("%s", string.format(
+		tell_user(string.format(
 			"%sWARNING: BREAK GLASS by user `%s` in environment `%s`: %s",
 			PREFIX, request.user, tostring(decision.environment), reason
 		))
 		for _, rule in ipairs(waived) do
-			slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS waives " .. rule.rule .. ": " .. rule.message)
+			tell_user(PREFIX .. "WARNING: BREAK GLASS waives " .. rule.rule .. ": " .. rule.message)
 		end
-		slurm.log_user("%s", PREFIX .. "WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators")
+		tell_user(PREFIX .. "WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators")
 		return
 	end
-	if decision.outcome ~= "deny" then
-		slurm.log_user("%s", PREFIX .. "break glass not needed: the window and approval rules pass without it")
-		return
-	end
-	-- A refused attempt never reaches a node, so slurmctld's log is its only record.
-	local failing = {}
+	local failing, refused = {}, false
 	for _, failed in ipairs(decision.reasons) do
 		table.insert(failing, failed.rule)
+		refused = refused or string.match(failed.rule, "^break_glass%.") ~= nil
 	end
-	slurm.log_info("%s", string.format(
-		"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=%s reason=%s",
-		PREFIX,
-		log_field(decision.correlation_id),
-		log_field(request.user),
-		log_field(decision.environment),
-		table.concat(failing, ","),
-		log_field(reason)
-	))
+	if not refused and decision.outcome ~= "deny" then
+		tell_user(PREFIX .. "break glass not needed: the window and approval rules pass without it; remove --guard-break-glass")
+		return
+	end
+	if refused then
+		-- A refused attempt never reaches a node, so slurmctld's log is its only record.
+		slurm.log_info("%s", string.format(
+			"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=%s reason=%s",
+			PREFIX,
+			log_field(decision.correlation_id),
+			log_field(request.user),
+			log_field(decision.environment),
+			table.concat(failing, ","),
+			log_field(reason)
+		))
+	end
 	if #rules > 0 then
-		slurm.log_user("%s", string.format(
+		tell_user(string.format(
 			"%sbreak glass would waive %s, but the other rules still deny the request",
 			PREFIX, table.concat(rules, ", ")
 		))
@@ -294,7 +304,7 @@ local function check(job_desc, part_list, submit_uid)
 	report_break_glass(decision, request)
 	if decision.outcome == "allow" then
 		if SHOW_CORRELATION_ID then
-			slurm.log_user("%s", PREFIX .. "correlation id: " .. decision.correlation_id)
+			tell_user(PREFIX .. "correlation id: " .. decision.correlation_id)
 		end
 		return slurm.SUCCESS
 	end
@@ -303,9 +313,9 @@ local function check(job_desc, part_list, submit_uid)
 		verdict = "audit mode, would deny: "
 	end
 	for _, reason in ipairs(decision.reasons) do
-		slurm.log_user("%s", PREFIX .. verdict .. reason.rule .. ": " .. reason.message)
+		tell_user(PREFIX .. verdict .. reason.rule .. ": " .. reason.message)
 	end
-	slurm.log_user("%s", PREFIX .. "correlation id: " .. decision.correlation_id)
+	tell_user(PREFIX .. "correlation id: " .. decision.correlation_id)
 	if decision.outcome == "deny" then
 		return slurm.ERROR
 	end
@@ -322,10 +332,66 @@ function slurm_job_submit(job_desc, part_list, submit_uid)
 	return result
 end
 
-function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
-	-- NOTE: updates (scontrol update) are not checked; the node still checks
-	-- every step when it starts.
+-- Checks a new time limit of a pending break-glass job against
+-- break_glass.max_minutes, so that `scontrol update TimeLimit=` cannot lift it.
+-- root may change any limit.
+local function check_modify(job_desc, job_rec, modify_uid)
+	local limit = job_desc.time_limit
+	if limit == nil or limit == NO_VAL or modify_uid == 0 then
+		return slurm.SUCCESS
+	end
+	local options, env = read_spank_job_env(job_rec)
+	if options.break_glass == nil then
+		return slurm.SUCCESS
+	end
+	if not module_loaded then
+		return policy_error("cannot load the spank_guard Lua module to check the new time limit", job_rec, modify_uid)
+	end
+	local identity, identity_err = guard.identity(job_rec.user_id)
+	if identity == nil then
+		return policy_error(identity_err, job_rec, modify_uid)
+	end
+	local request = {
+		cluster = CLUSTER,
+		uid = job_rec.user_id,
+		user = identity.user,
+		groups = identity.groups,
+		options = options,
+		env = env,
+		time_limit_minutes = limit,
+	}
+	local decision, err = guard.evaluate(POLICY, request)
+	if decision == nil then
+		return policy_error(err, job_rec, modify_uid)
+	end
+	for _, reason in ipairs(decision.reasons) do
+		if reason.rule == "break_glass.duration" then
+			-- Slurm 22.05 discards log_user messages in job_modify, so scontrol
+			-- shows only "Unspecified error" and the reason goes to the log.
+			slurm.log_info("%s", string.format(
+				"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=break_glass.duration update_uid=%d time_limit=%d: %s",
+				PREFIX,
+				log_field(decision.correlation_id),
+				log_field(request.user),
+				log_field(decision.environment),
+				modify_uid,
+				limit,
+				reason.message
+			))
+			return slurm.ERROR
+		end
+	end
 	return slurm.SUCCESS
+end
+
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+	-- NOTE: only the time limit of break-glass jobs is checked on update;
+	-- the node still checks every step when it starts.
+	local ok, result = pcall(check_modify, job_desc, job_rec, modify_uid)
+	if not ok then
+		return policy_error("internal error in job_submit.lua: " .. tostring(result), job_rec, modify_uid)
+	end
+	return result
 end
 
 return slurm.SUCCESS

@@ -21,7 +21,8 @@ const POLICY: &str = r#"{
     "dev": { "risk": 1 },
     "prod": { "risk": 10, "allow": { "users": ["nobody-else"] }, "approval": { "justification_min_chars": 10 } },
     "gpu": { "risk": 3, "nodes": ["g[1-4]"], "container": { "images": ["approved"], "user_flags": ["--nv"] } },
-    "ops": { "risk": 5, "windows": ["never"], "break_glass": { "users": ["root"], "max_minutes": 60 } }
+    "ops": { "risk": 5, "windows": ["never"], "break_glass": { "users": ["root"], "max_minutes": 60 } },
+    "audited": { "risk": 2, "mode": "audit", "windows": ["never"], "break_glass": { "users": ["nobody-else"], "max_minutes": 60 } }
   },
   "windows": { "never": { "timezone": "UTC", "weekly": [ { "days": ["mon"], "start": "00:00", "end": "00:01" } ] } },
   "images": { "approved": [ { "path": "/nonexistent-example-test/*.sif" } ] },
@@ -181,6 +182,32 @@ fn break_glass_warns_and_checks_time_limit() {
             "rc: -1",
         ]
     );
+}
+
+#[test]
+fn break_glass_refused_in_audit_mode() {
+    let Some(fixture) = Fixture::new(POLICY, "deny") else { return };
+    let stdout = fixture.run(
+        "submit({ name = 'fix', time_limit = 30, spank_job_env = { [0] = 'HOS_CORRELATION_ID=c-8', \
+         [1] = '_SLURM_SPANK_OPTION_spank_guard_guard_env=audited', \
+         [2] = '_SLURM_SPANK_OPTION_spank_guard_guard_break_glass=INC-8 \\27[31mred\\27[0m outage' } })",
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("info: spank-guard: controller decision: outcome=would_deny correlation_id=c-8 "), "{stdout}");
+    assert_eq!(
+        lines[1],
+        "info: spank-guard: controller BREAK GLASS refused: correlation_id=c-8 user=root environment=audited \
+         rules=environment.window,break_glass.access reason=INC-8_\u{1b}[31mred\u{1b}[0m_outage"
+            .replace('\u{1b}', "_"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("break glass not needed"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "no escape character reaches the user: {stdout:?}");
+    assert!(
+        lines.iter().any(|line| line.starts_with("user: spank-guard: audit mode, would deny: break_glass.access: user `root` may not break glass")),
+        "{stdout}"
+    );
+    assert_eq!(lines.last(), Some(&"rc: 0"), "{stdout}");
 }
 
 #[test]

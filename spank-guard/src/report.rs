@@ -57,7 +57,7 @@ pub fn break_glass_lines(decision: &Decision, user: &str, reason: Option<&str>) 
     if decision.waived.is_empty() {
         // Permitted, but every window and approval rule passed: nothing to break.
         if decision.permits() && !decision.reasons.iter().any(|reason| reason.rule.starts_with("break_glass.")) {
-            return vec![format!("{PREFIX}break glass not needed: the window and approval rules pass without it")];
+            return vec![format!("{PREFIX}break glass not needed: the window and approval rules pass without it; remove --guard-break-glass")];
         }
         return Vec::new();
     }
@@ -566,7 +566,7 @@ mod tests {
         assert!(break_glass_lines(&decision(Outcome::Allow, &[]), "alice", None).is_empty());
         assert_eq!(
             break_glass_lines(&decision(Outcome::Allow, &[]), "alice", Some("INC-42 storage outage")),
-            ["spank-guard: break glass not needed: the window and approval rules pass without it"]
+            ["spank-guard: break glass not needed: the window and approval rules pass without it; remove --guard-break-glass"]
         );
         let refused = decision(Outcome::Deny, &[("break_glass.access", "user `bob` may not break glass")]);
         assert!(break_glass_lines(&refused, "bob", Some("INC-42 storage outage")).is_empty());

@@ -408,6 +408,34 @@ fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
     );
     assert!(log.lines().any(|line| line.ends_with(&expected)), "slurmctld.log has no line ending with `{expected}`");
 
+    // A pending break-glass job cannot get a longer time limit later.
+    let output = controller.sbatch(&PROD_USER, &["--hold", "--guard-env=prod", reason, "--time=30", "--output=/dev/null", "--wrap=true"]);
+    assert_eq!(output.code, 0, "{output}");
+    let held = submitted_job_id(&output);
+    let update = |limit: &str| {
+        controller.cluster.run_as(&PROD_USER, &[], &["scontrol", "update", &format!("jobid={held}"), &format!("TimeLimit={limit}")])
+    };
+    let output = update("UNLIMITED");
+    assert_eq!(output.code, 1, "{output}");
+    // Slurm 22.05 shows no job_submit message on update; the log has the reason.
+    assert_eq!(output.stderr.trim(), format!("Unspecified error for job {held}"), "{output}");
+    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
+    let refused = format!(
+        " user=guardprod environment=prod rules=break_glass.duration update_uid={} time_limit=4294967295: job has no time \
+         limit (`UNLIMITED`) but break glass in environment `prod` allows at most 60 minutes; request `--time=60` or less",
+        uid_of(&PROD_USER)
+    );
+    assert!(
+        log.lines().any(|line| line.contains("spank-guard: controller BREAK GLASS refused: ") && line.ends_with(&refused)),
+        "slurmctld.log has no refused line ending with `{refused}`"
+    );
+    let output = update("45");
+    assert_eq!(output.code, 0, "a limit within max_minutes is accepted: {output}");
+    let shown = controller.cluster.root(&["squeue", "-h", "-j", &held, "-o", "%l"]);
+    assert_eq!(shown.stdout.trim(), "45:00", "{shown}");
+    let cancel = controller.cluster.root(&["scancel", &held]);
+    assert_eq!(cancel.code, 0, "{cancel}");
+
     // The node decides the batch step again and records the break glass.
     let records = controller.audit_records(&job_id);
     let decision = records.iter().find(|record| record["event"] == "decision").unwrap_or_else(|| panic!("no decision record"));
