@@ -399,7 +399,8 @@ fn metrics_export_out_from_policy() {
     let configured = directory.path().join("configured.prom");
     let policy = directory.path().join("policy.json");
     let text = format!(
-        "{{\"version\": 1, \"default_environment\": \"dev\", \"environments\": {{\"dev\": {{\"risk\": 1}}}}, \
+        "{{\"version\": 1, \"default_environment\": \"dev\", \"environments\": {{\"dev\": {{\"risk\": 1}}, \
+         \"prod\": {{\"risk\": 9, \"break_glass\": {{\"users\": [\"alice\"], \"max_minutes\": 60}}}}}}, \
          \"metrics\": {{\"textfile\": \"{}\"}}}}",
         configured.display()
     );
@@ -416,4 +417,7 @@ fn metrics_export_out_from_policy() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let written = std::fs::read_to_string(&configured).unwrap();
     assert!(written.contains("\nspank_guard_audit_write_errors_total 0\n"), "{written}");
+    // Environments that permit break glass start at 0, so the first use is an increase.
+    assert!(written.contains("\nspank_guard_break_glass_total{environment=\"prod\"} 0\n"), "{written}");
+    assert!(!written.contains("spank_guard_break_glass_total{environment=\"dev\"}"), "{written}");
 }

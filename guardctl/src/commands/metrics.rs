@@ -90,6 +90,13 @@ fn export(arguments: &ExportArgs) -> Result<Status, Failure> {
         let policy = super::load_policy(path)?;
         counts.policy_sha256 = Some(policy.sha256().to_owned());
         configured_out = policy.metrics_textfile().map(PathBuf::from);
+        // A series that first appears at 1 has no increase() in Prometheus,
+        // so every environment that permits break glass starts at 0.
+        for name in policy.environment_names() {
+            if policy.break_glass_max_minutes(name).is_some() {
+                counts.break_glass.entry(name.to_owned()).or_default();
+            }
+        }
     }
     let out = match (&arguments.out, configured_out) {
         (Some(out), _) => out.clone(),
