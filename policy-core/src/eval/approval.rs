@@ -9,7 +9,7 @@ use crate::request::Request;
 use crate::rules;
 use crate::ticket;
 
-use super::{option_or_variable, reason, JUSTIFICATION_VARIABLE, TICKET_VARIABLE};
+use super::{option_or_variable, reason, visible_char_count, JUSTIFICATION_VARIABLE, TICKET_VARIABLE};
 
 /// Checks the approval rules; returns the summary of a valid ticket.
 ///
@@ -26,7 +26,7 @@ pub(super) fn check(
     let required = environment.justification_min_chars;
     if required > 0 {
         let justification = justification(request);
-        let count = justification.map_or(0, |text| text.chars().filter(|character| !character.is_whitespace()).count());
+        let count = justification.map_or(0, visible_char_count);
         if count < required as usize {
             let found = match justification {
                 None => "no justification was given".to_owned(),

@@ -11,7 +11,7 @@ use crate::policy::model::Environment;
 use crate::request::{Request, UNLIMITED_TIME_LIMIT};
 use crate::rules;
 
-use super::{is_listed, listed_names, reason};
+use super::{is_listed, listed_names, reason, visible_char_count};
 
 /// Names listed in a message before "and N more".
 const LIST_LIMIT: usize = 8;
@@ -68,7 +68,7 @@ pub(super) fn check(environment: &Environment, request: &Request, now: Timestamp
         ));
     }
 
-    let count = given.chars().filter(|character| !character.is_whitespace()).count();
+    let count = visible_char_count(given);
     let required = permission.reason_min_chars as usize;
     let length = given.chars().count();
     if length > MAX_REASON_CHARS {

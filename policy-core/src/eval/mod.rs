@@ -216,6 +216,29 @@ pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usiz
     out
 }
 
+/// Counts the characters of `text` that a reader sees: not whitespace, not
+/// control characters, and not the invisible format characters (zero-width
+/// spaces and joiners, bidirectional marks, the soft hyphen and the byte
+/// order mark), so that such characters cannot fill a minimum length.
+pub(crate) fn visible_char_count(text: &str) -> usize {
+    text.chars()
+        .filter(|&character| {
+            !character.is_whitespace()
+                && !character.is_control()
+                && !matches!(
+                    character,
+                    '\u{00AD}'
+                        | '\u{180E}'
+                        | '\u{200B}'..='\u{200F}'
+                        | '\u{202A}'..='\u{202E}'
+                        | '\u{2060}'..='\u{2064}'
+                        | '\u{2066}'..='\u{2069}'
+                        | '\u{FEFF}'
+                )
+        })
+        .count()
+}
+
 /// Returns true when the request's user is in `users` or one of the user's
 /// groups is in `groups`.
 pub(crate) fn is_listed(users: &HashSet<String>, groups: &HashSet<String>, request: &Request) -> bool {
