@@ -190,10 +190,22 @@ pub fn check(spank: &Spank) -> Status {
 /// commands registered, such as sbatch's `spank_fini`.
 fn print_explanation(format: ExplainFormat, policy: &Policy, request: &policy_core::Request, decision: &policy_core::Decision) -> ! {
     let text = match format {
-        ExplainFormat::Json => match serde_json::to_string_pretty(decision) {
-            Ok(json) => json + "\n",
-            Err(error) => no_decision(&[format!("cannot encode the decision as JSON: {error}")]),
-        },
+        ExplainFormat::Json => {
+            // The JSON lists the rules checked later (on the node or by the
+            // controller) as deferred, like the text report does, so that a
+            // script does not take an allow for the final word.
+            let mut shown = decision.clone();
+            let later = node_checks(policy, decision).into_iter().chain(controller_checks(policy, request, decision));
+            for (rule, _) in later {
+                if !shown.deferred.contains(&rule) {
+                    shown.deferred.push(rule);
+                }
+            }
+            match serde_json::to_string_pretty(&shown) {
+                Ok(json) => json + "\n",
+                Err(error) => no_decision(&[format!("cannot encode the decision as JSON: {error}")]),
+            }
+        }
         ExplainFormat::Text => {
             let explanation = Explanation {
                 decision,

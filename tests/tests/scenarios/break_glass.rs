@@ -226,5 +226,13 @@ fn explain_shows_waivers(cluster: &mut Cluster) -> Result<(), String> {
         "no ticket is asked for when break glass waives it",
         &output,
     )?;
-    check(records_of(cluster, "decision")?.is_empty(), "explain writes no audit record", &output)
+    check(records_of(cluster, "decision")?.is_empty(), "explain writes no audit record", &output)?;
+
+    // The JSON form lists the controller's rule as deferred.
+    let output = srun(cluster, &PROD_USER, &[], &["--guard-explain=json", "--guard-env=ops", &option, "true"]);
+    expect_code(&output, 0)?;
+    let decision: Value =
+        serde_json::from_str(&output.stdout).map_err(|error| format!("standard output is not JSON: {error}\n{output}"))?;
+    check(decision["break_glass"] == json!(true), "break_glass is true", &output)?;
+    check(decision["deferred"] == json!(["break_glass.duration"]), "break_glass.duration is deferred", &output)
 }
