@@ -79,6 +79,8 @@ struct Bundle {
     nodes: Vec<String>,
     outcomes: Vec<String>,
     break_glass: bool,
+    /// Every `--guard-break-glass` reason of the job, used or refused.
+    break_glass_reasons: Vec<String>,
     timeline: Vec<TimelineEntry>,
     /// The records as stored, in file order.
     records: Vec<serde_json::Value>,
@@ -121,6 +123,7 @@ pub fn run(arguments: &EvidenceArgs) -> Result<Status, Failure> {
         nodes: collect(&plain, |record| record.node.clone()),
         outcomes: collect(&plain, |record| record.outcome.map(|outcome| json_name(&outcome))),
         break_glass: plain.iter().any(|record| record.break_glass),
+        break_glass_reasons: collect(&plain, |record| record.break_glass_reason.clone()),
         timeline: plain.iter().map(|record| timeline_entry(record)).collect(),
         records: json_records,
         chain,
@@ -196,7 +199,12 @@ fn timeline_entry(record: &AuditRecord) -> TimelineEntry {
         environment: record.environment.clone(),
         outcome: record.outcome.map(|outcome| json_name(&outcome)),
         break_glass: record.break_glass,
-        rules: record.reasons.iter().map(|reason| format!("{}: {}", reason.rule, reason.message)).collect(),
+        rules: record
+            .reasons
+            .iter()
+            .map(|reason| format!("{}: {}", reason.rule, reason.message))
+            .chain(record.waived.iter().map(|reason| format!("waived by break glass: {}: {}", reason.rule, reason.message)))
+            .collect(),
         container,
         exit_codes: record.exit_codes.clone(),
         policy_sha256: record.policy_sha256.clone(),
@@ -234,6 +242,17 @@ fn markdown_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Returns `YES` or `no` for the summary, with the reasons given; a job that
+/// asked to break glass and was refused says so.
+fn break_glass_summary(bundle: &Bundle) -> String {
+    let reasons = join_or_none(&bundle.break_glass_reasons);
+    match (bundle.break_glass, bundle.break_glass_reasons.is_empty()) {
+        (true, _) => format!("YES, reason: {reasons}"),
+        (false, false) => format!("no (asked and refused), reason: {reasons}"),
+        (false, true) => "no".to_owned(),
+    }
+}
+
 fn markdown(bundle: &Bundle) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# Evidence for `{}`\n", bundle.correlation_id);
@@ -246,7 +265,7 @@ fn markdown(bundle: &Bundle) -> String {
         ("Environments", join_or_none(&bundle.environments)),
         ("Nodes", join_or_none(&bundle.nodes)),
         ("Outcomes", join_or_none(&bundle.outcomes)),
-        ("Break glass", if bundle.break_glass { "YES".to_owned() } else { "no".to_owned() }),
+        ("Break glass", break_glass_summary(bundle)),
         ("Policy sha256", join_or_none(&bundle.policy_sha256s)),
         ("Audit chain", if bundle.chain_intact { "intact".to_owned() } else { "BROKEN".to_owned() }),
     ] {
@@ -338,9 +357,9 @@ fn html(bundle: &Bundle) -> String {
         "<span class=\"badge bad\">BROKEN</span>".to_owned()
     };
     let break_glass = if bundle.break_glass {
-        "<span class=\"badge bad\">YES</span>".to_owned()
+        format!("<span class=\"badge bad\">YES</span> reason: {}", escape(&join_or_none(&bundle.break_glass_reasons)))
     } else {
-        "no".to_owned()
+        escape(&break_glass_summary(bundle))
     };
     let jobs: Vec<String> = bundle.job_ids.iter().map(u32::to_string).collect();
     let _ = writeln!(text, "<table class=\"summary\">");

@@ -122,6 +122,18 @@ fn permitted_user_runs(cluster: &mut Cluster) -> Result<(), String> {
     let counted = "spank_guard_break_glass_total{environment=\"ops\"} 1";
     check(text.lines().any(|line| line == counted), &format!("expected `{counted}` in\n{text}"), &output)?;
 
+    // The evidence bundle names the reason and the waived rules.
+    let bundle = cluster.path("break-glass-evidence");
+    guardctl_text(&["evidence", "--correlation-id", &correlation_id, "--audit", &audit, "--out", &bundle.display().to_string()])?;
+    let report = std::fs::read_to_string(bundle.join("evidence.md")).map_err(|error| format!("cannot read evidence.md: {error}"))?;
+    let summary = format!("| Break glass | YES, reason: {REASON} |");
+    check(report.lines().any(|line| line == summary), &format!("expected `{summary}` in\n{report}"), &output)?;
+    check(
+        report.contains("waived by break glass: environment.window: environment `ops` is outside"),
+        &format!("the timeline names the waived window rule:\n{report}"),
+        &output,
+    )?;
+
     // Break glass never waives the image rule.
     let output = srun(cluster, &PROD_USER, &[], &["--guard-env=ops", &option, "--guard-image=/nonexistent/other.sif", "true"]);
     expect_code(&output, 1)?;
