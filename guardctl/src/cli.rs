@@ -130,8 +130,8 @@ pub struct ExplainArgs {
     pub break_glass: Option<String>,
 
     /// Time limit of the job in minutes (`--time`), as the controller check
-    /// receives it. It is checked against the end of the window and against
-    /// break_glass.max_minutes.
+    /// receives it; 0 means no limit, as in Slurm. It is checked against the
+    /// end of the window and against break_glass.max_minutes.
     #[arg(long = "time-limit", value_name = "MINUTES")]
     pub time_limit: Option<u32>,
 

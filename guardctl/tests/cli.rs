@@ -243,7 +243,21 @@ fn explain_break_glass_waives_window_and_approval() {
     );
     assert_eq!(row(&table, "break glass"), None, "a denied request did not break glass:\n{table}");
 
+    // Without a time limit the table says that the duration is not checked.
+    assert_eq!(
+        row(&table, "not checked"),
+        Some("break_glass.duration: the job's time limit must be at most 240 minutes (pass --time-limit)")
+    );
+
     // A time limit above max_minutes fails break_glass.duration.
+    let output = explain_example(&[
+        "--user", "dave", "--groups", "hpc-prod,hpc-oncall", "--env", "prod", "--node", "c3", "--break-glass",
+        "INC-4711 scheduler outage, rerun lost jobs", "--time-limit", "0", "--at", WEDNESDAY, "--", "true",
+    ]);
+    assert!(stdout(&output).contains(
+        "\n  break_glass.duration    job has no time limit (`UNLIMITED`) but break glass in environment `prod` \
+         allows at most 240 minutes; request `--time=240` or less\n"
+    ), "--time-limit 0 is no limit:\n{}", stdout(&output));
     let output = explain_example(&[
         "--user", "dave", "--groups", "hpc-prod,hpc-oncall", "--env", "prod", "--node", "c3", "--break-glass",
         "INC-4711 scheduler outage, rerun lost jobs", "--time-limit", "241", "--at", WEDNESDAY, "--", "true",

@@ -273,10 +273,7 @@ fn table_row(record: &AuditRecord) -> [String; 11] {
     let mut detail: Vec<String> = record.reasons.iter().map(|reason| reason.rule.clone()).collect();
     if record.break_glass {
         let waived: Vec<&str> = record.waived.iter().map(|reason| reason.rule.as_str()).collect();
-        detail.insert(0, format!("BREAK-GLASS waived={}", if waived.is_empty() { "-".to_owned() } else { waived.join(",") }));
-    }
-    if let Some(reason) = &record.break_glass_reason {
-        detail.push(format!("reason={reason:?}"));
+        detail.insert(0, format!("BREAK-GLASS(waived {})", if waived.is_empty() { "-".to_owned() } else { waived.join(",") }));
     }
     if let Some(codes) = &record.exit_codes {
         detail.push(format!("exit {}", codes.iter().map(i32::to_string).collect::<Vec<_>>().join(",")));
@@ -291,9 +288,19 @@ fn table_row(record: &AuditRecord) -> [String; 11] {
         record.user.clone(),
         optional(record.environment.clone()),
         optional(record.outcome.map(|outcome| json_name(&outcome))),
-        if detail.is_empty() { "-".to_owned() } else { detail.join(",") },
+        detail_text(&detail, record.break_glass_reason.as_deref()),
         record.correlation_id.clone(),
     ]
+}
+
+/// Joins the detail items with commas and adds the break-glass reason after
+/// a space, so that it does not read as one of the rules.
+fn detail_text(items: &[String], break_glass_reason: Option<&str>) -> String {
+    let mut text = if items.is_empty() { "-".to_owned() } else { items.join(",") };
+    if let Some(reason) = break_glass_reason {
+        text.push_str(&format!(" reason={reason:?}"));
+    }
+    text
 }
 
 /// Returns Slurm's name of a step id: `batch`, `extern` or the number.

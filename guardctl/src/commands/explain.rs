@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use policy_core::{evaluate, Context, Decision, GuardOptions, Outcome, Request};
+use policy_core::{evaluate, Context, Decision, GuardOptions, Outcome, Request, UNLIMITED_TIME_LIMIT};
 
 use crate::cli::ExplainArgs;
 use crate::failure::{Failure, Status};
@@ -16,13 +16,26 @@ pub fn run(arguments: &ExplainArgs) -> Result<Status, Failure> {
     let now = arguments.at.unwrap_or_else(jiff::Timestamp::now);
     let decision = evaluate(&policy, &request, now);
 
+    // Without a time limit the duration rule cannot run; say that it will.
+    let unchecked_duration = match (&arguments.break_glass, arguments.time_limit, decision.environment.as_deref()) {
+        (Some(_), None, Some(environment)) => policy.break_glass_max_minutes(environment),
+        _ => None,
+    };
     let text = if arguments.json {
         let mut json = serde_json::to_string_pretty(&decision)
             .map_err(|error| Failure::new(format!("cannot encode the decision as JSON: {error}")))?;
         json.push('\n');
         json
     } else {
-        render_table(&decision, &request.argv)
+        let mut table = render_table(&decision, &request.argv);
+        if let Some(minutes) = unchecked_duration {
+            row(
+                &mut table,
+                "not checked",
+                &format!("break_glass.duration: the job's time limit must be at most {minutes} minutes (pass --time-limit)"),
+            );
+        }
+        table
     };
     print(&text)?;
 
@@ -69,7 +82,8 @@ fn build_request(
         env,
         argv: arguments.command.clone(),
         job_name: arguments.job_name.clone(),
-        time_limit_minutes: arguments.time_limit,
+        // Slurm reads `--time=0` as no time limit.
+        time_limit_minutes: arguments.time_limit.map(|minutes| if minutes == 0 { UNLIMITED_TIME_LIMIT } else { minutes }),
         ..Request::default()
     }
 }

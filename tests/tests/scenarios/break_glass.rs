@@ -194,7 +194,7 @@ fn other_user_denied(cluster: &mut Cluster) -> Result<(), String> {
     let rows: Vec<&str> = table.lines().skip(1).collect();
     check(rows.len() == 1, &format!("one row for the refused attempt:\n{table}"), &output)?;
     check(
-        rows[0].contains("environment.window,approval.ticket,break_glass.access,reason=\"INC-7 restore the lost nightly run\""),
+        rows[0].contains("environment.window,approval.ticket,break_glass.access reason=\"INC-7 restore the lost nightly run\""),
         &format!("row names the rules and the reason:\n{table}"),
         &output,
     )
