@@ -242,8 +242,8 @@ fn markdown_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Returns `YES` or `no` for the summary, with the reasons given; a job that
-/// asked to break glass and was refused says so.
+/// Returns `YES` or `no` for the summary, with the reasons given. A job
+/// that asked to break glass and was refused is marked as refused.
 fn break_glass_summary(bundle: &Bundle) -> String {
     let reasons = join_or_none(&bundle.break_glass_reasons);
     match (bundle.break_glass, bundle.break_glass_reasons.is_empty()) {

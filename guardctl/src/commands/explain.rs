@@ -16,7 +16,7 @@ pub fn run(arguments: &ExplainArgs) -> Result<Status, Failure> {
     let now = arguments.at.unwrap_or_else(jiff::Timestamp::now);
     let decision = evaluate(&policy, &request, now);
 
-    // Without a time limit the duration rule cannot run; say that it will.
+    // Without a time limit the duration rule cannot run, so the table names it.
     let unchecked_duration = match (&arguments.break_glass, arguments.time_limit, decision.environment.as_deref()) {
         (Some(_), None, Some(environment)) => policy.break_glass_max_minutes(environment),
         _ => None,

@@ -216,10 +216,10 @@ pub(crate) fn quoted_names<'a>(names: impl Iterator<Item = &'a str>, limit: usiz
     out
 }
 
-/// Counts the characters of `text` that a reader sees: not whitespace, not
-/// control characters, and not the invisible format characters (zero-width
-/// spaces and joiners, bidirectional marks, the soft hyphen and the byte
-/// order mark), so that such characters cannot fill a minimum length.
+/// Counts the visible characters of `text`. Whitespace, control characters
+/// and invisible format characters (zero-width spaces and joiners,
+/// bidirectional marks, the soft hyphen, the byte order mark) do not count,
+/// so that they cannot fill a minimum length.
 pub(crate) fn visible_char_count(text: &str) -> usize {
     text.chars()
         .filter(|&character| {
