@@ -71,13 +71,21 @@ fn bench_example(criterion: &mut Criterion) {
 
     let dev = request("alice", &["users"], "dev", None);
     let prod = request("alice", &["users"], "prod", None);
+    // An on-call member breaks glass: window and approval rules are waived,
+    // and the missing container still denies.
+    let mut break_glass = request("carol", &["hpc-prod", "hpc-oncall"], "prod", None);
+    break_glass.options.break_glass = Some("INC-4711 scheduler outage, rerun lost jobs".to_owned());
     assert_eq!(evaluate(&policy, &dev, now()).outcome, Outcome::Allow);
     assert_eq!(evaluate(&policy, &prod, now()).outcome, Outcome::Deny);
+    assert_eq!(evaluate(&policy, &break_glass, now()).waived.len(), 3);
 
     let now = now();
     let mut group = criterion.benchmark_group("example");
     group.bench_function("dev_allow", |bencher| bencher.iter(|| evaluate(black_box(&policy), black_box(&dev), now)));
     group.bench_function("prod_deny", |bencher| bencher.iter(|| evaluate(black_box(&policy), black_box(&prod), now)));
+    group.bench_function("prod_break_glass", |bencher| {
+        bencher.iter(|| evaluate(black_box(&policy), black_box(&break_glass), now))
+    });
     group.finish();
 }
 
