@@ -63,6 +63,11 @@ fn run_without_job(cluster: &Cluster, user: &cluster_tests::TestUser, env: &[(&s
     Ok(output)
 }
 
+/// Runs `args` as `user` with the test correlation id, through [`run_without_job`].
+fn explain_without_job(cluster: &Cluster, user: &cluster_tests::TestUser, args: &[&str]) -> Result<Output, String> {
+    run_without_job(cluster, user, &[("HOS_CORRELATION_ID", CORRELATION_ID)], args)
+}
+
 /// Checks standard output line by line, in order.
 fn expect_stdout(output: &Output, expected: &[String]) -> Result<(), String> {
     let lines = output.stdout_lines();
@@ -78,12 +83,7 @@ fn srun_allowed_not_run(cluster: &mut Cluster) -> Result<(), String> {
     install(cluster, &base_policy(cluster), Readable::ByEveryone, "")?;
     let marker = cluster.work_dir(&USER).join("explain-ran");
     let marker_text = marker.display().to_string();
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain", "--guard-env=dev", "touch", &marker_text],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["srun", "--guard-explain", "--guard-env=dev", "touch", &marker_text])?;
     expect_code(&output, 0)?;
     expect_stdout(
         &output,
@@ -93,12 +93,7 @@ fn srun_allowed_not_run(cluster: &mut Cluster) -> Result<(), String> {
     check(!marker.exists(), &format!("the command must not run, but {marker_text} exists"), &output)?;
 
     // `--guard-explain=text` is the same report.
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain=text", "--guard-env=dev", "touch", &marker_text],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["srun", "--guard-explain=text", "--guard-env=dev", "touch", &marker_text])?;
     expect_code(&output, 0)?;
     check(output.stdout_lines().get(1) == Some(&"spank-guard explain: outcome: allow"), "text report", &output)?;
     check(!marker.exists(), "the command must not run", &output)
@@ -136,12 +131,7 @@ fn ticket_lines(user: &str, job_name_line: &str, command_suffix: &str) -> Vec<St
 fn sbatch_prod_without_ticket(cluster: &mut Cluster) -> Result<(), String> {
     prepare_files(cluster)?;
     install(cluster, &ticket_policy(cluster), Readable::ByEveryone, "")?;
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["sbatch", "--guard-explain", "--guard-env=production", "-J", "nightly", "--wrap=true"],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["sbatch", "--guard-explain", "--guard-env=production", "-J", "nightly", "--wrap=true"])?;
     expect_code(&output, 1)?;
     check(!output.stdout.contains("Submitted batch job"), "the job must not be submitted", &output)?;
     let expected = |job_name_line: &str, command_suffix: &str| {
@@ -165,21 +155,11 @@ fn sbatch_prod_without_ticket(cluster: &mut Cluster) -> Result<(), String> {
     // The environment of srun and salloc has no SLURM_JOB_NAME in
     // init_post_opt (Slurm 22.05), so their report requests a ticket
     // without a job name.
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["srun", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"])?;
     expect_code(&output, 1)?;
     expect_stdout(&output, &expected("ticket job name: none needed (a ticket without a job name is valid for every job name)", ""))?;
 
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["salloc", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["salloc", "--guard-explain", "--guard-env=prod", "--job-name=nightly", "true"])?;
     expect_code(&output, 1)?;
     expect_stdout(&output, &expected("ticket job name: none needed (a ticket without a job name is valid for every job name)", ""))
 }
@@ -189,12 +169,7 @@ fn sbatch_prod_without_ticket(cluster: &mut Cluster) -> Result<(), String> {
 fn printed_ticket_command_works(cluster: &mut Cluster) -> Result<(), String> {
     prepare_files(cluster)?;
     install(cluster, &ticket_policy(cluster), Readable::ByEveryone, "")?;
-    let output = run_without_job(
-        cluster,
-        &PROD_USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain", "--guard-env=prod", "-w", "c1", "hostname"],
-    )?;
+    let output = explain_without_job(cluster, &PROD_USER, &["srun", "--guard-explain", "--guard-env=prod", "-w", "c1", "hostname"])?;
     expect_code(&output, 1)?;
     let mut expected = lines(&[
         "environment prod (risk 10, mode enforce)",
@@ -233,12 +208,7 @@ fn printed_ticket_command_works(cluster: &mut Cluster) -> Result<(), String> {
     }
 
     let option = format!("--guard-ticket={ticket}");
-    let output = run_without_job(
-        cluster,
-        &PROD_USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain", "--guard-env=prod", &option, "-w", "c1", "hostname"],
-    )?;
+    let output = explain_without_job(cluster, &PROD_USER, &["srun", "--guard-explain", "--guard-env=prod", &option, "-w", "c1", "hostname"])?;
     expect_code(&output, 0)?;
     let stdout = output.stdout_lines();
     check(stdout.get(1) == Some(&"spank-guard explain: outcome: allow"), "the ticket makes the request allowed", &output)?;
@@ -293,7 +263,7 @@ fn container_command_line(cluster: &mut Cluster) -> Result<(), String> {
 
     // sbatch has no command: the batch script runs on the host by default,
     // and each srun step is wrapped.
-    let output = run_without_job(cluster, &USER, &[("HOS_CORRELATION_ID", CORRELATION_ID)], &["sbatch", "--guard-explain", &image, "--wrap=true"])?;
+    let output = explain_without_job(cluster, &USER, &["sbatch", "--guard-explain", &image, "--wrap=true"])?;
     expect_code(&output, 0)?;
     let expected = format!(
         "spank-guard explain: container: {dir}/bin/apptainer exec --containall --cleanenv {dir}/images/app.sif <srun step command>"
@@ -304,12 +274,7 @@ fn container_command_line(cluster: &mut Cluster) -> Result<(), String> {
 fn json_decision(cluster: &mut Cluster) -> Result<(), String> {
     prepare_files(cluster)?;
     install(cluster, &base_policy(cluster), Readable::ByEveryone, "")?;
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["srun", "--guard-explain=json", "--guard-env=staging", "true"],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["srun", "--guard-explain=json", "--guard-env=staging", "true"])?;
     expect_code(&output, 1)?;
     let decision: Value =
         serde_json::from_str(&output.stdout).map_err(|error| format!("standard output is not JSON: {error}\n{output}"))?;
@@ -351,12 +316,7 @@ fn salloc_allocates_nothing(cluster: &mut Cluster) -> Result<(), String> {
     install(cluster, &base_policy(cluster), Readable::ByEveryone, "")?;
     let marker = cluster.work_dir(&USER).join("salloc-explain-ran");
     let marker_text = marker.display().to_string();
-    let output = run_without_job(
-        cluster,
-        &USER,
-        &[("HOS_CORRELATION_ID", CORRELATION_ID)],
-        &["salloc", "--guard-explain", "-N1", "--guard-env=dev", "touch", &marker_text],
-    )?;
+    let output = explain_without_job(cluster, &USER, &["salloc", "--guard-explain", "-N1", "--guard-env=dev", "touch", &marker_text])?;
     expect_code(&output, 0)?;
     expect_stdout(
         &output,
@@ -366,7 +326,7 @@ fn salloc_allocates_nothing(cluster: &mut Cluster) -> Result<(), String> {
     check(!marker.exists(), "salloc must not run its command", &output)?;
 
     // A denied request exits 1.
-    let output = run_without_job(cluster, &USER, &[("HOS_CORRELATION_ID", CORRELATION_ID)], &["salloc", "--guard-explain", "--guard-env=prod", "true"])?;
+    let output = explain_without_job(cluster, &USER, &["salloc", "--guard-explain", "--guard-env=prod", "true"])?;
     expect_code(&output, 1)?;
     check(output.stdout_lines().get(1) == Some(&"spank-guard explain: outcome: deny"), "outcome deny", &output)
 }
