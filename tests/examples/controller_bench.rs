@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use cluster_tests::bench::{machine_description, median};
 use cluster_tests::{default_plugin_path, demo_policy, Cluster, ALL_DAY, TEST_USERS};
 
 const DEFAULT_JOBS: usize = 1000;
@@ -214,26 +215,4 @@ fn timed_burst(cluster: &Cluster, jobs: usize) -> Result<Duration, String> {
         sleep(Duration::from_millis(200));
     }
     Err("cancelled jobs still queued after 60 s".to_owned())
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort_unstable();
-    let middle = samples.len() / 2;
-    if samples.len() % 2 == 0 && middle > 0 {
-        (samples[middle - 1] + samples[middle]) / 2
-    } else {
-        samples.get(middle).copied().unwrap_or_default()
-    }
-}
-
-fn machine_description() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']))
-        .unwrap_or("unknown CPU");
-    let cores = cpuinfo.lines().filter(|line| line.starts_with("processor")).count();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} logical CPUs, Linux {}", kernel.trim())
 }

@@ -7,6 +7,7 @@
 //! lives in one temporary directory; dropping the [`Cluster`] stops every
 //! process it started and removes the directory.
 
+pub mod bench;
 mod cluster;
 mod command;
 mod stand_in;
