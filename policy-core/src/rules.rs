@@ -55,6 +55,9 @@ pub const ALL: &[&str] = &[
     POLICY_INVALID,
 ];
 
+/// Rules that check a request to break glass.
+pub const BREAK_GLASS: &[&str] = &[BREAK_GLASS_ACCESS, BREAK_GLASS_REASON, BREAK_GLASS_DURATION];
+
 /// Rules that a permitted break-glass request waives. Access, node,
 /// container and variable rules are never waived.
 pub const WAIVABLE_BY_BREAK_GLASS: &[&str] = &[ENVIRONMENT_WINDOW, APPROVAL_JUSTIFICATION, APPROVAL_TICKET];

@@ -14,13 +14,21 @@
 //! The report of `--guard-explain` (see [`explain_lines`]) starts every line
 //! with `spank-guard explain: ` instead, so it never matches the denial lines.
 
-use policy_core::rules::POLICY_INVALID;
-use policy_core::{Decision, LoadError, Mode, Outcome};
+use policy_core::rules::{self, POLICY_INVALID};
+use policy_core::{Decision, LoadError, Mode, Outcome, Request};
 
 use crate::logging::PREFIX;
 
 /// Prefix of every line of the `--guard-explain` report.
 pub const EXPLAIN_PREFIX: &str = "spank-guard explain: ";
+
+/// Returns every line shown to the user for a decision of `request`: the
+/// break-glass warnings, then [`decision_lines`].
+pub fn user_lines(decision: &Decision, request: &Request) -> Vec<String> {
+    let mut lines = break_glass_lines(decision, &request.user, request.options.break_glass.as_deref());
+    lines.extend(decision_lines(decision));
+    lines
+}
 
 /// Returns the lines that explain a decision to the user: one per failing
 /// rule, then the correlation id. An allow without reasons has no lines,
@@ -56,7 +64,7 @@ pub fn break_glass_lines(decision: &Decision, user: &str, reason: Option<&str>) 
     }
     if decision.waived.is_empty() {
         // Permitted, but every window and approval rule passed: nothing to break.
-        if decision.permits() && !decision.reasons.iter().any(|reason| reason.rule.starts_with("break_glass.")) {
+        if decision.permits() && !decision.reasons.iter().any(|reason| rules::BREAK_GLASS.contains(&reason.rule.as_str())) {
             return vec![format!("{PREFIX}break glass not needed: the window and approval rules pass without it; remove --guard-break-glass")];
         }
         return Vec::new();

@@ -152,8 +152,7 @@ fn decide(spank: &Spank) -> Verdict {
         tracing::error!("{message}; audit.on_error is allow, so the step runs");
     }
 
-    let mut lines = report::break_glass_lines(&decision, &request.user, request.options.break_glass.as_deref());
-    lines.extend(report::decision_lines(&decision));
+    let lines = report::user_lines(&decision, &request);
     let verdict = if decision.permits() {
         Verdict::Run(launch_for(&policy, &decision, step_id, lines))
     } else {

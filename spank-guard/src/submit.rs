@@ -165,9 +165,8 @@ pub fn check(spank: &Spank) -> Status {
     if let Some(format) = explain {
         print_explanation(format, &policy, &request, &decision);
     }
-    let break_glass = report::break_glass_lines(&decision, &request.user, request.options.break_glass.as_deref());
-    for line in break_glass.iter().chain(&report::decision_lines(&decision)) {
-        spank::user_log(line);
+    for line in report::user_lines(&decision, &request) {
+        spank::user_log(&line);
     }
     match decision.outcome {
         Outcome::Deny => Err(()),
