@@ -340,26 +340,18 @@ local function check_modify(job_desc, job_rec, modify_uid)
 	if limit == nil or limit == NO_VAL or modify_uid == 0 then
 		return slurm.SUCCESS
 	end
-	local options, env = read_spank_job_env(job_rec)
+	local options = read_spank_job_env(job_rec)
 	if options.break_glass == nil then
 		return slurm.SUCCESS
 	end
 	if not module_loaded then
 		return policy_error("cannot load the spank_guard Lua module to check the new time limit", job_rec, modify_uid)
 	end
-	local identity, identity_err = guard.identity(job_rec.user_id)
-	if identity == nil then
-		return policy_error(identity_err, job_rec, modify_uid)
+	local request, request_err = build_request(job_rec, nil, job_rec.user_id)
+	if request == nil then
+		return policy_error(request_err, job_rec, modify_uid)
 	end
-	local request = {
-		cluster = CLUSTER,
-		uid = job_rec.user_id,
-		user = identity.user,
-		groups = identity.groups,
-		options = options,
-		env = env,
-		time_limit_minutes = limit,
-	}
+	request.time_limit_minutes = limit
 	local decision, err = guard.evaluate(POLICY, request)
 	if decision == nil then
 		return policy_error(err, job_rec, modify_uid)
