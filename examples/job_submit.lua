@@ -251,19 +251,19 @@ local function report_break_glass(decision, request)
 		tell_user(PREFIX .. "WARNING: BREAK GLASS: every step that runs this way is recorded in the audit log and reviewed by the administrators")
 		return
 	end
-	local failing, refused = {}, false
+	local failing, rejected = {}, false
 	for _, failed in ipairs(decision.reasons) do
 		table.insert(failing, failed.rule)
-		refused = refused or string.match(failed.rule, "^break_glass%.") ~= nil
+		rejected = rejected or string.match(failed.rule, "^break_glass%.") ~= nil
 	end
-	if not refused and decision.outcome ~= "deny" then
+	if not rejected and decision.outcome ~= "deny" then
 		tell_user(PREFIX .. "break glass not needed: the window and approval rules pass without it; remove --guard-break-glass")
 		return
 	end
-	if refused then
-		-- A refused attempt never reaches a node, so slurmctld's log is its only record.
+	if rejected then
+		-- A rejected attempt never reaches a node, so slurmctld's log is its only record.
 		slurm.log_info("%s", string.format(
-			"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=%s reason=%s",
+			"%scontroller BREAK GLASS rejected: correlation_id=%s user=%s environment=%s rules=%s reason=%s",
 			PREFIX,
 			log_field(decision.correlation_id),
 			log_field(request.user),
@@ -361,7 +361,7 @@ local function check_modify(job_desc, job_rec, modify_uid)
 			-- Slurm 22.05 discards log_user messages in job_modify, so scontrol
 			-- shows only "Unspecified error" and the reason goes to the log.
 			slurm.log_info("%s", string.format(
-				"%scontroller BREAK GLASS refused: correlation_id=%s user=%s environment=%s rules=break_glass.duration update_uid=%d time_limit=%d: %s",
+				"%scontroller BREAK GLASS rejected: correlation_id=%s user=%s environment=%s rules=break_glass.duration update_uid=%d time_limit=%d: %s",
 				PREFIX,
 				log_field(decision.correlation_id),
 				log_field(request.user),

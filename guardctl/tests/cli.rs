@@ -243,7 +243,7 @@ fn explain_break_glass_waives_window_and_approval() {
     );
     assert_eq!(row(&table, "break glass"), None, "a denied request did not break glass:\n{table}");
 
-    // Without a time limit the table says that the duration is not checked.
+    // Without a time limit the table names the duration rule as not checked.
     assert_eq!(
         row(&table, "not checked"),
         Some("break_glass.duration: the job's time limit must be at most 240 minutes (pass --time-limit)")

@@ -170,7 +170,7 @@ fn break_glass_warns_and_checks_time_limit() {
     assert!(lines[7].contains(" rules=environment.window,break_glass.duration "), "{stdout}");
     assert_eq!(
         lines[8],
-        "info: spank-guard: controller BREAK GLASS refused: correlation_id=c-7 user=root environment=ops \
+        "info: spank-guard: controller BREAK GLASS rejected: correlation_id=c-7 user=root environment=ops \
          rules=environment.window,break_glass.duration reason=INC-7_restore_the_lost_nightly_run"
     );
     assert!(lines[9].starts_with("user: spank-guard: denied: environment.window: environment `ops` is outside"), "{stdout}");
@@ -185,7 +185,7 @@ fn break_glass_warns_and_checks_time_limit() {
 }
 
 #[test]
-fn break_glass_refused_in_audit_mode() {
+fn break_glass_rejected_in_audit_mode() {
     let Some(fixture) = Fixture::new(POLICY, "deny") else { return };
     let stdout = fixture.run(
         "submit({ name = 'fix', time_limit = 30, spank_job_env = { [0] = 'HOS_CORRELATION_ID=c-8', \
@@ -196,7 +196,7 @@ fn break_glass_refused_in_audit_mode() {
     assert!(lines[0].starts_with("info: spank-guard: controller decision: outcome=would_deny correlation_id=c-8 "), "{stdout}");
     assert_eq!(
         lines[1],
-        "info: spank-guard: controller BREAK GLASS refused: correlation_id=c-8 user=root environment=audited \
+        "info: spank-guard: controller BREAK GLASS rejected: correlation_id=c-8 user=root environment=audited \
          rules=environment.window,break_glass.access reason=INC-8_\u{1b}[31mred\u{1b}[0m_outage"
             .replace('\u{1b}', "_"),
         "{stdout}"

@@ -576,7 +576,7 @@ mod tests {
             break_glass_lines(&decision(Outcome::Allow, &[]), "alice", Some("INC-42 storage outage")),
             ["spank-guard: break glass not needed: the window and approval rules pass without it; remove --guard-break-glass"]
         );
-        let refused = decision(Outcome::Deny, &[("break_glass.access", "user `bob` may not break glass")]);
-        assert!(break_glass_lines(&refused, "bob", Some("INC-42 storage outage")).is_empty());
+        let rejected = decision(Outcome::Deny, &[("break_glass.access", "user `bob` may not break glass")]);
+        assert!(break_glass_lines(&rejected, "bob", Some("INC-42 storage outage")).is_empty());
     }
 }

@@ -193,14 +193,14 @@ fn print_explanation(format: ExplainFormat, policy: &Policy, request: &policy_co
             // The JSON lists the rules checked later (on the node or by the
             // controller) as deferred, like the text report does, so that a
             // script does not take an allow for the final word.
-            let mut shown = decision.clone();
+            let mut reported = decision.clone();
             let later = node_checks(policy, decision).into_iter().chain(controller_checks(policy, request, decision));
             for (rule, _) in later {
-                if !shown.deferred.contains(&rule) {
-                    shown.deferred.push(rule);
+                if !reported.deferred.contains(&rule) {
+                    reported.deferred.push(rule);
                 }
             }
-            match serde_json::to_string_pretty(&shown) {
+            match serde_json::to_string_pretty(&reported) {
                 Ok(json) => json + "\n",
                 Err(error) => no_decision(&[format!("cannot encode the decision as JSON: {error}")]),
             }

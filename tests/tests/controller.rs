@@ -174,6 +174,15 @@ impl Controller {
         output.stdout.split_whitespace().map(str::to_owned).collect()
     }
 
+    /// Asserts that a line of slurmctld's log contains `marker` and ends with `ending`.
+    fn assert_log_line(&self, marker: &str, ending: &str) {
+        let log = std::fs::read_to_string(self.cluster.path("log/slurmctld.log")).unwrap_or_default();
+        assert!(
+            log.lines().any(|line| line.contains(marker) && line.ends_with(ending)),
+            "slurmctld.log has no line with `{marker}` ending with `{ending}`"
+        );
+    }
+
     /// Returns the controller decision lines of slurmctld's log that name `correlation_id`.
     fn controller_log_lines(&self, correlation_id: &str) -> Vec<String> {
         let log = std::fs::read_to_string(self.cluster.path("log/slurmctld.log")).unwrap_or_default();
@@ -378,12 +387,13 @@ fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
         "{output}"
     );
     assert_eq!(controller.jobs_of(&PROD_USER), jobs_before, "a rejected job must not exist");
-    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
-    let refused = format!(
-        "spank-guard: controller BREAK GLASS refused: correlation_id={id} user=guardprod environment=prod \
-         rules=approval.justification,approval.ticket,break_glass.duration reason=INC-9_rerun_the_lost_risk_report"
+    controller.assert_log_line(
+        "spank-guard: controller BREAK GLASS rejected: ",
+        &format!(
+            "correlation_id={id} user=guardprod environment=prod \
+             rules=approval.justification,approval.ticket,break_glass.duration reason=INC-9_rerun_the_lost_risk_report"
+        ),
     );
-    assert!(log.lines().any(|line| line.ends_with(&refused)), "slurmctld.log has no line ending with `{refused}`");
 
     let output = controller.sbatch(&PROD_USER, &["--wait", "--guard-env=prod", reason, "--time=60", "--output=/dev/null", "--wrap=true"]);
     assert_eq!(output.code, 0, "{output}");
@@ -401,39 +411,38 @@ fn break_glass_limited_to_max_minutes(controller: &mut Controller) {
         ],
         "{output}"
     );
-    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
-    let expected = format!(
-        "spank-guard: controller BREAK GLASS: correlation_id={id} user=guardprod environment=prod \
-         waived=approval.justification,approval.ticket reason=INC-9_rerun_the_lost_risk_report"
+    controller.assert_log_line(
+        "spank-guard: controller BREAK GLASS: ",
+        &format!(
+            "correlation_id={id} user=guardprod environment=prod \
+             waived=approval.justification,approval.ticket reason=INC-9_rerun_the_lost_risk_report"
+        ),
     );
-    assert!(log.lines().any(|line| line.ends_with(&expected)), "slurmctld.log has no line ending with `{expected}`");
 
     // A pending break-glass job cannot get a longer time limit later.
     let output = controller.sbatch(&PROD_USER, &["--hold", "--guard-env=prod", reason, "--time=30", "--output=/dev/null", "--wrap=true"]);
     assert_eq!(output.code, 0, "{output}");
-    let held = submitted_job_id(&output);
+    let held_job = submitted_job_id(&output);
     let update = |limit: &str| {
-        controller.cluster.run_as(&PROD_USER, &[], &["scontrol", "update", &format!("jobid={held}"), &format!("TimeLimit={limit}")])
+        controller.cluster.run_as(&PROD_USER, &[], &["scontrol", "update", &format!("jobid={held_job}"), &format!("TimeLimit={limit}")])
     };
     let output = update("UNLIMITED");
     assert_eq!(output.code, 1, "{output}");
     // Slurm 22.05 shows no job_submit message on update; the log has the reason.
-    assert_eq!(output.stderr.trim(), format!("Unspecified error for job {held}"), "{output}");
-    let log = std::fs::read_to_string(controller.cluster.path("log/slurmctld.log")).unwrap_or_default();
-    let refused = format!(
-        " user=guardprod environment=prod rules=break_glass.duration update_uid={} time_limit=4294967295: job has no time \
-         limit (`UNLIMITED`) but break glass in environment `prod` allows at most 60 minutes; request `--time=60` or less",
-        uid_of(&PROD_USER)
-    );
-    assert!(
-        log.lines().any(|line| line.contains("spank-guard: controller BREAK GLASS refused: ") && line.ends_with(&refused)),
-        "slurmctld.log has no refused line ending with `{refused}`"
+    assert_eq!(output.stderr.trim(), format!("Unspecified error for job {held_job}"), "{output}");
+    controller.assert_log_line(
+        "spank-guard: controller BREAK GLASS rejected: ",
+        &format!(
+            " user=guardprod environment=prod rules=break_glass.duration update_uid={} time_limit=4294967295: job has no \
+             time limit (`UNLIMITED`) but break glass in environment `prod` allows at most 60 minutes; request `--time=60` or less",
+            uid_of(&PROD_USER)
+        ),
     );
     let output = update("45");
     assert_eq!(output.code, 0, "a limit within max_minutes is accepted: {output}");
-    let shown = controller.cluster.root(&["squeue", "-h", "-j", &held, "-o", "%l"]);
-    assert_eq!(shown.stdout.trim(), "45:00", "{shown}");
-    let cancel = controller.cluster.root(&["scancel", &held]);
+    let queue = controller.cluster.root(&["squeue", "-h", "-j", &held_job, "-o", "%l"]);
+    assert_eq!(queue.stdout.trim(), "45:00", "{queue}");
+    let cancel = controller.cluster.root(&["scancel", &held_job]);
     assert_eq!(cancel.code, 0, "{cancel}");
 
     // The node decides the batch step again and records the break glass.

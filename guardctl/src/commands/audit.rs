@@ -73,7 +73,7 @@ pub struct RecordFilter {
     #[arg(long, value_name = "RFC3339", value_parser = parse_timestamp)]
     pub until: Option<Timestamp>,
 
-    /// Only decisions that asked to break glass (used or refused), for review.
+    /// Only decisions that asked to break glass (used or rejected), for review.
     #[arg(long = "break-glass")]
     pub break_glass: bool,
 

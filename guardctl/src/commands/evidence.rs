@@ -79,7 +79,7 @@ struct Bundle {
     nodes: Vec<String>,
     outcomes: Vec<String>,
     break_glass: bool,
-    /// Every `--guard-break-glass` reason of the job, used or refused.
+    /// Every `--guard-break-glass` reason of the job, used or rejected.
     break_glass_reasons: Vec<String>,
     timeline: Vec<TimelineEntry>,
     /// The records as stored, in file order.
@@ -243,12 +243,12 @@ fn markdown_cell(text: &str) -> String {
 }
 
 /// Returns `YES` or `no` for the summary, with the reasons given. A job
-/// that asked to break glass and was refused is marked as refused.
+/// that asked to break glass and was rejected is marked as rejected.
 fn break_glass_summary(bundle: &Bundle) -> String {
     let reasons = join_or_none(&bundle.break_glass_reasons);
     match (bundle.break_glass, bundle.break_glass_reasons.is_empty()) {
         (true, _) => format!("YES, reason: {reasons}"),
-        (false, false) => format!("no (asked and refused), reason: {reasons}"),
+        (false, false) => format!("no (asked and rejected), reason: {reasons}"),
         (false, true) => "no".to_owned(),
     }
 }

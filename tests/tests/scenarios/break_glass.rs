@@ -168,7 +168,7 @@ fn other_user_denied(cluster: &mut Cluster) -> Result<(), String> {
     check(decisions.len() == 1, "expected one decision record", &output)?;
     let record = &decisions[0];
     expect_field(record, "outcome", &json!("deny"))?;
-    check(record.get("break_glass").is_none(), "no break_glass field on a refused attempt", &output)?;
+    check(record.get("break_glass").is_none(), "no break_glass field on a rejected attempt", &output)?;
     expect_field(record, "break_glass_reason", &json!(REASON))?;
     let rules = rules_of(&record["reasons"]);
     check(
@@ -188,11 +188,11 @@ fn other_user_denied(cluster: &mut Cluster) -> Result<(), String> {
     )?;
     check(lines[3] == format!("spank-guard: correlation id: {correlation_id}"), "correlation id line", &output)?;
 
-    // The refused attempt is listed for review too.
+    // The rejected attempt is listed for review too.
     let audit = paths(cluster).audit.display().to_string();
     let table = guardctl_text(&["audit", "query", "--break-glass", &audit])?;
     let rows: Vec<&str> = table.lines().skip(1).collect();
-    check(rows.len() == 1, &format!("one row for the refused attempt:\n{table}"), &output)?;
+    check(rows.len() == 1, &format!("one row for the rejected attempt:\n{table}"), &output)?;
     check(
         rows[0].contains("environment.window,approval.ticket,break_glass.access reason=\"INC-7 restore the lost nightly run\""),
         &format!("row names the rules and the reason:\n{table}"),

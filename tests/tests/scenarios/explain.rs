@@ -381,8 +381,8 @@ fn unreadable_policy_no_decision(cluster: &mut Cluster) -> Result<(), String> {
     )
 }
 
-/// A job environment that carries the option variable by hand does not
-/// change the step: slurmstepd ignores the value and the node stays in
+/// Checks that a hand-set option variable in the job environment does not
+/// change the step. slurmstepd ignores the value, and the node stays in
 /// service (checked after every scenario).
 fn step_ignores_option_variable(cluster: &mut Cluster) -> Result<(), String> {
     prepare_files(cluster)?;
