@@ -142,8 +142,11 @@ pub struct Explanation<'a> {
 /// ```text
 /// environment <name> (risk <n>, mode enforce|audit)
 /// outcome: allow|deny|would_deny
+/// break glass: yes, ...                    (when break glass waived a rule)
 /// deny: <rule>: <message>                  (would deny: ... in audit mode)
+/// waived by break glass: <rule>: <message> (break glass would waive: ... on a deny)
 /// checked on the compute node: <rule>: <what>
+/// checked by the controller: <rule>: <what>
 /// unset: <NAME> ...                         (when the job would run)
 /// set: <NAME=value>                         (one line per variable)
 /// container: <runtime argv> <command>
